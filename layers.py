@@ -1,0 +1,425 @@
+"""Layers of a multi-layer perceptron; the maths of every model in this project.
+
+Letter conventions (as in CS231n's layers.py): N is the batch size, D the number
+of input features of a layer, M its number of outputs, C the number of classes.
+Samples are rows, so a batch of inputs is an (N, D) array and the course's
+u = W·y + b (notes §2.1) becomes u = Input @ W + b with W of shape (D, M).
+
+The formulas live once, in the functions at the top of this file. The layer
+classes below and the homework model in loss.py call them, so the softmax, the
+cross-entropy and the affine gradient are written in exactly one place.
+
+Every layer follows one contract:
+
+    out = layer.forward(Input)        # keeps what backward needs
+    delta_below = layer.backward(delta)
+        # delta = dE/d(out); sets layer.grad_<name> for every parameter
+        # and returns dE/d(Input), the delta of the layer below (notes §2.3.3)
+
+A layer with parameters lists them in `param_names`; the gradient of the
+parameter `W` sits beside it as `grad_W` (the course's naming).
+"""
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------
+# The maths, written once
+# ---------------------------------------------------------------------------
+
+def affine_forward(Input, W, b):
+    """The affine map of a fully connected layer, u = Input @ W + b.
+
+    Inputs:
+    - Input: (N, D) batch of inputs
+    - W: (D, M) weights
+    - b: (1, M) biases, broadcast over the batch
+    Returns u: (N, M)
+    """
+    ### BEGIN SOLUTION mlp
+    return Input @ W + b
+    ### END SOLUTION
+
+
+def affine_grads(Input, delta):
+    """Gradients of the loss with respect to W and b of an affine map.
+
+    With u = Input @ W + b, dE/dW = Input^T @ delta and dE/db = sum of delta
+    over the batch (notes §2.3.4). The loss E is already a batch mean, so
+    delta carries the 1/N and the sums below are the averaged gradients.
+
+    Inputs:
+    - Input: (N, D) the input of the forward pass
+    - delta: (N, M) dE/du, the local sensitivity of the layer's outputs
+    Returns (grad_W (D, M), grad_b (1, M))
+    """
+    ### BEGIN SOLUTION mlp
+    grad_W = Input.T @ delta
+    grad_b = delta.sum(axis=0, keepdims=True)
+    return grad_W, grad_b
+    ### END SOLUTION
+
+
+def one_hot(labels, num_classes, dtype=np.float64):
+    """Targets as a one-hot (1-of-K) table (notes §1.2.1).
+
+    Inputs:
+    - labels: (N,) integer class ids in [0, C), or already (N, C) one-hot rows
+    - num_classes: C
+    Returns t: (N, C) of the given dtype
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        if labels.shape[1] != num_classes:
+            raise ValueError(f"one-hot labels have {labels.shape[1]} columns, "
+                             f"expected one per class ({num_classes})")
+        return labels.astype(dtype, copy=False)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be (N,) integer class ids or (N, {num_classes}) one-hot "
+                         f"rows; got shape {labels.shape} and dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}); got values from "
+                         f"{labels.min()} to {labels.max()}")
+    return np.eye(num_classes, dtype=dtype)[labels]
+
+
+def log_softmax(logits):
+    """Row-wise log of the softmax, computed stably.
+
+    softmax is unchanged when a constant is subtracted from a row, so we
+    subtract the row maximum first: exp() then never overflows, and
+    log(sum(exp)) stays finite even for logits of 1e4.
+
+    Inputs:
+    - logits: (N, C) class scores
+    Returns log_prob: (N, C), log P(y = k | x) of every class
+    """
+    ### BEGIN SOLUTION mlp
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    ### END SOLUTION
+
+
+def softmax(logits):
+    """Row-wise softmax, P(y = k | x) = exp(z_k) / sum_j exp(z_j) (notes §1.2.3).
+
+    Inputs:
+    - logits: (N, C) class scores
+    Returns prob: (N, C), each row sums to 1
+    """
+    return np.exp(log_softmax(logits))
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against the labels (notes §1.2.5).
+
+    J = -1/N sum_n sum_k t_k^(n) ln P(y = k | x^(n)), computed from the
+    log-softmax so that extreme logits give a finite loss.
+
+    Inputs:
+    - logits: (N, C) class scores
+    - labels: (N,) integer class ids or (N, C) one-hot rows
+    Returns (loss, prob): loss a Python float, prob (N, C) the softmax
+    probabilities (kept by callers for the backward pass)
+    """
+    ### BEGIN SOLUTION mlp
+    log_prob = log_softmax(logits)
+    t = one_hot(labels, logits.shape[1], logits.dtype)
+    loss = -np.sum(t * log_prob) / len(logits)
+    return float(loss), np.exp(log_prob)
+    ### END SOLUTION
+
+
+def softmax_cross_entropy_backward(prob, labels):
+    """Gradient of the mean cross-entropy with respect to the logits.
+
+    For softmax with cross-entropy the local sensitivity of the output layer
+    is delta = y - t (notes §2.3.4); the loss is a batch mean, hence the 1/N.
+
+    Inputs:
+    - prob: (N, C) softmax probabilities from the forward pass
+    - labels: (N,) integer class ids or (N, C) one-hot rows
+    Returns delta: (N, C) = dE/dlogits
+    """
+    ### BEGIN SOLUTION mlp
+    return (prob - one_hot(labels, prob.shape[1], prob.dtype)) / len(prob)
+    ### END SOLUTION
+
+
+def accuracy(logits, labels):
+    """Fraction of rows whose highest score is the true class (notes §1.2.7).
+
+    Inputs:
+    - logits: (N, C) class scores (or probabilities)
+    - labels: (N,) integer class ids or (N, C) one-hot rows
+    Returns acc: a Python float in [0, 1]
+    """
+    ### BEGIN SOLUTION mlp
+    labels = np.asarray(labels)
+    true_class = labels.argmax(axis=1) if labels.ndim == 2 else labels
+    return float(np.mean(logits.argmax(axis=1) == true_class))
+    ### END SOLUTION
+
+
+def xavier_init(num_input, num_output):
+    """The homework's initialisation of a fully connected layer.
+
+    W and b are drawn from N(0, std) with std = sqrt(2 / (num_input + num_output))
+    times sqrt(2), exactly as in the original homework framework. It draws from
+    NumPy's global generator, so np.random.seed makes it reproducible.
+
+    Returns (W (num_input, num_output), b (1, num_output)), float64.
+    """
+    raw_std = (2 / (num_input + num_output)) ** 0.5
+    init_std = raw_std * (2 ** 0.5)
+    W = np.random.normal(0, init_std, (num_input, num_output))
+    b = np.random.normal(0, init_std, (1, num_output))
+    return W, b
+
+
+def param_names_of(layer):
+    """Names of a layer's parameters. A layer that does not list `param_names`
+    is taken to be the course's (W, b) layer, so that a homework model written
+    for the original framework works unchanged."""
+    return getattr(layer, 'param_names', ('W', 'b'))
+
+
+def match_dtype(layer, Input):
+    """Give a layer's parameters the floating dtype of the data they meet.
+
+    Training runs in float32 (twice the matrix-product speed of float64),
+    gradient checks in float64; the parameters follow the data, so there is
+    no silent float64 upcast on the training path.
+    """
+    if not np.issubdtype(Input.dtype, np.floating):
+        return
+    for name in param_names_of(layer):
+        param = getattr(layer, name)
+        if param.dtype != Input.dtype:
+            setattr(layer, name, param.astype(Input.dtype))
+
+
+# ---------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------
+
+class Layer(object):
+    """Base class: a layer without parameters that passes its input through.
+
+    Subclasses override forward and backward; a layer with parameters sets
+    `param_names` and `trainable = True`.
+    """
+    param_names = ()
+    trainable = False
+    training = True  # switched by Network.train() / Network.eval()
+
+    def forward(self, Input):
+        return Input
+
+    def backward(self, delta):
+        return delta
+
+
+class FCLayer(Layer):
+    """Fully connected layer, u = Input @ W + b (notes §2.1).
+
+    Parameters W (num_input, num_output) and b (1, num_output), initialised
+    as in the homework (xavier_init); gradients grad_W and grad_b.
+    """
+    param_names = ('W', 'b')
+
+    def __init__(self, num_input, num_output, trainable=True):
+        self.num_input = num_input
+        self.num_output = num_output
+        self.trainable = trainable
+        self.W, self.b = xavier_init(num_input, num_output)
+
+    def forward(self, Input):
+        """Input (N, num_input) -> u (N, num_output); keeps Input for backward."""
+        match_dtype(self, Input)
+        self.Input = Input
+        return affine_forward(Input, self.W, self.b)
+
+    def backward(self, delta):
+        """delta (N, num_output) -> delta of the layer below (N, num_input).
+
+        Sets grad_W and grad_b; the delta passed down is delta @ W^T, the
+        vector form of delta_i = sum_j delta_j w_ji (notes §2.3.3).
+        """
+        self.grad_W, self.grad_b = affine_grads(self.Input, delta)
+        ### BEGIN SOLUTION mlp
+        return delta @ self.W.T
+        ### END SOLUTION
+
+
+class ReLU(Layer):
+    """f(z) = max(0, z); f'(z) = 1 where z > 0, else 0 (notes §2.1.3)."""
+
+    def forward(self, Input):
+        ### BEGIN SOLUTION mlp
+        self.active = Input > 0
+        return Input * self.active
+        ### END SOLUTION
+
+    def backward(self, delta):
+        ### BEGIN SOLUTION mlp
+        return delta * self.active
+        ### END SOLUTION
+
+
+class Sigmoid(Layer):
+    """f(z) = 1 / (1 + e^-z); f'(z) = f(z)(1 - f(z)) (notes §2.1.3)."""
+
+    def forward(self, Input):
+        ### BEGIN SOLUTION mlp
+        # Written through tanh, 1/(1+e^-z) = (1 + tanh(z/2)) / 2, so that a
+        # large negative z cannot overflow exp().
+        self.output = 0.5 * (1 + np.tanh(0.5 * Input))
+        return self.output
+        ### END SOLUTION
+
+    def backward(self, delta):
+        ### BEGIN SOLUTION mlp
+        return delta * self.output * (1 - self.output)
+        ### END SOLUTION
+
+
+class Tanh(Layer):
+    """f(z) = tanh(z); f'(z) = 1 - f(z)^2 (notes §2.1.3)."""
+
+    def forward(self, Input):
+        ### BEGIN SOLUTION mlp
+        self.output = np.tanh(Input)
+        return self.output
+        ### END SOLUTION
+
+    def backward(self, delta):
+        ### BEGIN SOLUTION mlp
+        return delta * (1 - self.output ** 2)
+        ### END SOLUTION
+
+
+class SoftmaxCrossEntropy(object):
+    """Criterion (loss layer): softmax followed by the mean cross-entropy.
+
+    forward(logits (N, C), labels) -> loss (float); also sets .loss, .acc.
+    backward() -> dE/dlogits (N, C).
+    Labels are (N,) integer class ids or (N, C) one-hot rows.
+    """
+
+    def forward(self, logits, labels):
+        self.labels = labels
+        self.loss, self.prob = softmax_cross_entropy(logits, labels)
+        self.acc = accuracy(logits, labels)
+        return self.loss
+
+    def backward(self):
+        return softmax_cross_entropy_backward(self.prob, self.labels)
+
+
+class Network(object):
+    """A stack of layers applied in order (notes §2.3.6, modular programming)."""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+
+    def forward(self, Input):
+        """Input (N, D) -> output of the last layer."""
+        for layer in self.layers:
+            Input = layer.forward(Input)
+        return Input
+
+    def backward(self, delta):
+        """Back-propagates delta from the last layer to the first (l = L, ..., 1)."""
+        for layer in reversed(self.layers):
+            delta = layer.backward(delta)
+        return delta
+
+    def train(self):
+        """Training mode: dropout and batch norm (when present) use the batch."""
+        for layer in self.layers:
+            layer.training = True
+
+    def eval(self):
+        """Evaluation mode: deterministic layers, for validation and test."""
+        for layer in self.layers:
+            layer.training = False
+
+
+class Classifier(object):
+    """A network and a criterion behind the homework's model interface.
+
+    `loss, acc = model.forward(images, labels)` then `model.gradient_computing()`:
+    the same three beats as the homework's SoftmaxCrossEntropyLoss, so one
+    Solver and one optimizer train both. `layers` exposes the network's
+    layers to the optimizer.
+    """
+
+    def __init__(self, network, criterion=None):
+        self.network = network
+        self.criterion = criterion if criterion is not None else SoftmaxCrossEntropy()
+
+    @property
+    def layers(self):
+        return self.network.layers
+
+    def forward(self, Input, labels):
+        loss = self.criterion.forward(self.network.forward(Input), labels)
+        return loss, self.criterion.acc
+
+    def gradient_computing(self):
+        self.network.backward(self.criterion.backward())
+
+    def train(self):
+        self.network.train()
+
+    def eval(self):
+        self.network.eval()
+
+
+def build_mlp(num_input, hidden_sizes, num_output, activation=ReLU):
+    """Classifier for an MLP: FC -> activation for each hidden size, then FC.
+
+    build_mlp(784, [], 10) is the homework's softmax regression;
+    build_mlp(784, [256], 10) has one hidden layer of 256 ReLU units.
+    """
+    layers, width = [], num_input
+    for hidden in hidden_sizes:
+        layers += [FCLayer(width, hidden), activation()]
+        width = hidden
+    layers.append(FCLayer(width, num_output))
+    return Classifier(Network(layers))
+
+
+# ---------------------------------------------------------------------------
+# Parameters, as an optimizer sees them
+# ---------------------------------------------------------------------------
+
+def trainable_layers(model):
+    """The layers whose parameters an optimizer updates.
+
+    A model with a `layers` attribute (Network, Classifier) contributes its
+    trainable layers; any other model is a single layer, as the homework's
+    SoftmaxCrossEntropyLoss is.
+    """
+    layers = getattr(model, 'layers', [model])
+    return [layer for layer in layers if getattr(layer, 'trainable', False)]
+
+
+def parameters(model):
+    """Yield (key, param, grad) for every trainable parameter of the model.
+
+    key names the parameter for optimizer state ('0.W', '0.b', '2.W', ...).
+    """
+    for index, layer in enumerate(trainable_layers(model)):
+        for name in param_names_of(layer):
+            param = getattr(layer, name)
+            grad = getattr(layer, 'grad_' + name, None)
+            where = f"{type(layer).__name__}.grad_{name}"
+            if grad is None:
+                raise RuntimeError(f"{where} is not set: compute the gradients "
+                                   "(model.gradient_computing() or backward()) before optimizer.step()")
+            if np.shape(grad) != np.shape(param):
+                raise ValueError(f"{where} has shape {np.shape(grad)} but {name} has shape "
+                                 f"{np.shape(param)}; a gradient must have its parameter's shape")
+            yield f"{index}.{name}", param, grad

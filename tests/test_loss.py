@@ -1,0 +1,99 @@
+"""The homework model, SoftmaxCrossEntropyLoss: the original API, its values
+against hand computations, its gradients against finite differences."""
+
+import math
+
+import numpy as np
+import pytest
+
+import loss as loss_module
+from gradcheck import assert_close, check_gradient
+from loss import SoftmaxCrossEntropyLoss
+
+
+def make_model(num_input=6, num_output=4, seed=0):
+    np.random.seed(seed)
+    return SoftmaxCrossEntropyLoss(num_input, num_output)
+
+
+def test_original_api():
+    model = SoftmaxCrossEntropyLoss(784, 10)
+    assert loss_module.EPS == 1e-11
+    assert (model.num_input, model.num_output, model.trainable) == (784, 10, True)
+    assert model.W.shape == (784, 10) and model.b.shape == (1, 10)
+    assert SoftmaxCrossEntropyLoss(3, 2, trainable=False).trainable is False
+
+
+def test_xavier_init_std_and_reproducibility():
+    model = make_model(784, 10, seed=3)
+    expected_std = math.sqrt(2 / (784 + 10)) * math.sqrt(2)
+    assert np.std(model.W) == pytest.approx(expected_std, rel=0.03)
+    assert abs(np.mean(model.W)) < 0.01
+    again = make_model(784, 10, seed=3)
+    assert np.array_equal(model.W, again.W) and np.array_equal(model.b, again.b)
+
+
+def test_forward_against_hand_computation():
+    model = make_model(2, 3)
+    model.W = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+    model.b = np.array([[0.0, 0.0, 1.0]])
+    Input = np.array([[1.0, 1.0], [0.0, -1.0]])
+    labels = np.array([1, 0])
+    # logits: [1, 2, 0] and [0, -2, 1]
+    ce0 = -math.log(math.exp(2) / (math.exp(1) + math.exp(2) + math.exp(0)))
+    ce1 = -math.log(math.exp(0) / (math.exp(0) + math.exp(-2) + math.exp(1)))
+    loss, acc = model.forward(Input, labels)
+    assert isinstance(loss, float) and isinstance(acc, float)
+    assert loss == pytest.approx((ce0 + ce1) / 2, rel=1e-12)
+    assert acc == 0.5  # sample 0 right (class 1), sample 1 wrong (predicts 2)
+
+
+def test_gradients_match_numerical_gradient_float64():
+    model = make_model(6, 4)
+    rng = np.random.default_rng(1)
+    Input = rng.normal(size=(8, 6))
+    labels = rng.integers(0, 4, size=8).astype(np.uint8)
+
+    def f():
+        return model.forward(Input, labels)[0]
+
+    f()
+    model.gradient_computing()
+    assert model.grad_W.shape == model.W.shape and model.grad_b.shape == model.b.shape
+    check_gradient(f, model.W, model.grad_W.copy(), "SoftmaxCrossEntropyLoss.grad_W", rtol=1e-7)
+    check_gradient(f, model.b, model.grad_b.copy(), "SoftmaxCrossEntropyLoss.grad_b", rtol=1e-7)
+
+
+def test_gradient_is_a_batch_average():
+    # The same batch written twice has the same mean loss and mean gradient.
+    model = make_model()
+    rng = np.random.default_rng(2)
+    Input, labels = rng.normal(size=(5, 6)), rng.integers(0, 4, size=5)
+    loss_once, _ = model.forward(Input, labels)
+    model.gradient_computing()
+    grad_W, grad_b = model.grad_W.copy(), model.grad_b.copy()
+    loss_twice, _ = model.forward(np.vstack([Input, Input]), np.concatenate([labels, labels]))
+    model.gradient_computing()
+    assert loss_twice == pytest.approx(loss_once, rel=1e-12)
+    assert_close(model.grad_W, grad_W, "grad_W of a doubled batch", rtol=1e-10)
+    assert_close(model.grad_b, grad_b, "grad_b of a doubled batch", rtol=1e-10)
+
+
+def test_extreme_logits_give_finite_loss_and_gradients():
+    model = make_model()
+    model.W *= 1e5
+    Input = np.random.default_rng(3).normal(size=(4, 6))
+    with np.errstate(over='raise', invalid='raise', divide='raise'):
+        loss, acc = model.forward(Input, np.array([0, 1, 2, 3]))
+        model.gradient_computing()
+    assert math.isfinite(loss) and loss > 100
+    assert np.all(np.isfinite(model.grad_W)) and np.all(np.isfinite(model.grad_b))
+
+
+def test_float32_training_stays_float32():
+    model = make_model()
+    Input = np.random.default_rng(4).normal(size=(3, 6)).astype(np.float32)
+    model.forward(Input, np.array([0, 1, 2]))
+    model.gradient_computing()
+    assert model.W.dtype == np.float32 and model.grad_W.dtype == np.float32
+    assert model.grad_b.dtype == np.float32

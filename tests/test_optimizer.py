@@ -1,0 +1,83 @@
+"""SGD with momentum against values computed by hand from its formula,
+v = momentum * v - learning_rate * grad; param += v (notes §2.5.4)."""
+
+import numpy as np
+import pytest
+
+import layers
+from gradcheck import assert_close
+from optimizer import SGD
+
+
+class OneParameterModel(object):
+    """A homework-style model (W, b, grad_W, grad_b, trainable) with set gradients."""
+
+    def __init__(self, W=1.0, b=-2.0, trainable=True):
+        self.W = np.array([[W]])
+        self.b = np.array([[b]])
+        self.trainable = trainable
+
+
+def run_steps(model, optimizer, grads):
+    for grad_W, grad_b in grads:
+        model.grad_W = np.array([[grad_W]])
+        model.grad_b = np.array([[grad_b]])
+        optimizer.step()
+
+
+def test_keeps_the_original_attributes():
+    model = OneParameterModel()
+    sgd = SGD(model, 0.01, 0.9)
+    assert (sgd.model, sgd.learning_rate, sgd.momentum) == (model, 0.01, 0.9)
+    assert SGD(model, 0.5).momentum == 0.0
+
+
+def test_momentum_against_hand_computation():
+    model = OneParameterModel(W=1.0, b=-2.0)
+    run_steps(model, SGD(model, learning_rate=0.1, momentum=0.9), [(1.0, 0.5), (2.0, 0.5), (-1.0, 0.0)])
+    # W: v1 = -0.1            -> W = 0.9
+    #    v2 = 0.9*-0.1 - 0.2  = -0.29  -> W = 0.61
+    #    v3 = 0.9*-0.29 + 0.1 = -0.161 -> W = 0.449
+    # b: v1 = -0.05           -> b = -2.05
+    #    v2 = -0.045 - 0.05   = -0.095 -> b = -2.145
+    #    v3 = -0.0855 - 0     = -0.0855 -> b = -2.2305
+    assert model.W[0, 0] == pytest.approx(0.449, abs=1e-12)
+    assert model.b[0, 0] == pytest.approx(-2.2305, abs=1e-12)
+
+
+def test_zero_momentum_is_plain_sgd():
+    model = OneParameterModel(W=1.0, b=0.0)
+    run_steps(model, SGD(model, learning_rate=0.5, momentum=0.0), [(1.0, 2.0), (1.0, 2.0)])
+    assert model.W[0, 0] == pytest.approx(0.0) and model.b[0, 0] == pytest.approx(-2.0)
+
+
+def test_updates_in_place_and_skips_frozen_models():
+    model = OneParameterModel()
+    W_array = model.W
+    run_steps(model, SGD(model, 0.1, 0.9), [(1.0, 1.0)])
+    assert model.W is W_array, "the optimizer must update model.W in place"
+    frozen = OneParameterModel(trainable=False)
+    run_steps(frozen, SGD(frozen, 0.1, 0.9), [(1.0, 1.0)])
+    assert frozen.W[0, 0] == 1.0 and frozen.b[0, 0] == -2.0
+
+
+def test_every_layer_of_a_network_has_its_own_velocity():
+    np.random.seed(0)
+    model = layers.build_mlp(3, [2], 2)
+    fc1, fc2 = model.layers[0], model.layers[2]
+    start = {'W1': fc1.W.copy(), 'W2': fc2.W.copy()}
+    sgd = SGD(model, learning_rate=0.1, momentum=0.5)
+    for step, scale in enumerate((1.0, 3.0)):
+        for layer in (fc1, fc2):
+            layer.grad_W = np.full_like(layer.W, scale * (1 if layer is fc1 else -1))
+            layer.grad_b = np.zeros_like(layer.b)
+        sgd.step()
+    # fc1: v1 = -0.1, v2 = -0.05 - 0.3 = -0.35 -> moved by -0.45; fc2 the opposite
+    assert_close(fc1.W, start['W1'] - 0.45, "first layer W after two steps", rtol=1e-12)
+    assert_close(fc2.W, start['W2'] + 0.45, "second layer W after two steps", rtol=1e-12)
+    assert sorted(sgd.velocity) == ['0.W', '0.b', '1.W', '1.b']
+
+
+def test_step_before_gradients_says_what_to_do():
+    with pytest.raises(RuntimeError, match="gradient_computing"):
+        SGD(OneParameterModel(), 0.1).step()

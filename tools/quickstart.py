@@ -1,0 +1,78 @@
+"""One command to run the project on a fresh machine with only Python 3.10+.
+
+    python3 tools/quickstart.py train   # train the homework on the shipped MNIST, test it, save the curves
+    python3 tools/quickstart.py test    # run the test suite
+
+The first call creates a virtual environment in .venv and installs
+requirements.txt into it (about a minute, once); later calls reuse it and
+reinstall only when requirements.txt changes. Extra arguments are passed on:
+    python3 tools/quickstart.py train --momentum 0 --max_epoch 5
+    python3 tools/quickstart.py test -k dataloader
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(os.environ.get('QUICKSTART_VENV', ROOT / '.venv'))
+REQUIREMENTS = ROOT / 'requirements.txt'
+OUTPUTS = ROOT / 'outputs'
+
+
+def venv_python():
+    return VENV / ('Scripts/python.exe' if os.name == 'nt' else 'bin/python')
+
+
+def ensure_environment():
+    """Create .venv and install requirements.txt unless already up to date."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
+    if not venv_python().exists():
+        print(f"Creating a virtual environment in {VENV} ...", flush=True)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except (subprocess.CalledProcessError, OSError) as error:
+            sys.exit(f"Could not create a virtual environment ({error}). On Debian/Ubuntu install "
+                     f"it with 'apt install python3-venv', then run this command again.")
+
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    stamp = VENV / 'requirements.sha256'
+    if stamp.exists() and stamp.read_text().strip() == wanted:
+        return
+    print("Installing numpy, matplotlib, jupyter and pytest into .venv (about a minute, once) ...",
+          flush=True)
+    log = VENV / 'pip-install.log'
+    with open(log, 'w') as out:
+        result = subprocess.run([str(venv_python()), '-m', 'pip', 'install', '--disable-pip-version-check',
+                                 '-r', str(REQUIREMENTS)], stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = log.read_text().splitlines()[-20:]
+        sys.exit("pip could not install requirements.txt; the end of its log "
+                 f"({log}):\n" + "\n".join(tail))
+    stamp.write_text(wanted + '\n')
+
+
+def run(args):
+    """Run a command with the venv's Python from the project folder; return its exit code."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1', MPLBACKEND=os.environ.get('MPLBACKEND', 'Agg'))
+    return subprocess.call([str(venv_python())] + args, cwd=ROOT, env=env)
+
+
+def main(argv):
+    if not argv or argv[0] not in ('train', 'test'):
+        sys.exit(__doc__)
+    command, extra = argv[0], argv[1:]
+    ensure_environment()
+    if command == 'test':
+        return run(['-m', 'pytest'] + extra)
+    OUTPUTS.mkdir(exist_ok=True)
+    return run(['solver.py', '--quiet', '--plot', str(OUTPUTS / 'curves.png'),
+                '--history', str(OUTPUTS / 'history.json')] + extra)
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
