@@ -444,11 +444,12 @@ class Dataset:
         'image_mean'   x / 255, then subtract each image's own mean pixel
                        value (what the original homework does).
         'standardize'  x / 255, then subtract the per-pixel mean of the
-                       TRAIN split and divide by the overall (scalar) std of
-                       the train split's pixels, about 0.31 for MNIST. A
-                       scalar, not a per-pixel std, because border pixels are
-                       always 0: their std is 0. Val and test use the train
-                       statistics too: the model must not peek at them.
+                       TRAIN split and divide by one scalar std, that of the
+                       centred train pixels (about 0.30 for MNIST), so the
+                       train split has mean 0 and variance 1. A scalar, not a
+                       per-pixel std, because border pixels are always 0:
+                       their std is 0. Val and test use the train statistics
+                       too: the model must not peek at them.
         'none'         x / 255 only, values in [0, 1].
     - dtype: floating dtype of `images`.
 
@@ -526,13 +527,14 @@ def _train_statistics(data_root, num_classes):
 
     # Both statistics are computed on the uint8 values and divided by 255 at
     # the end; that is cheaper than a float copy of the whole split.
-    pixel_mean = train_images.mean(axis=0, dtype=np.float64) / 255   # (D,)
-    # Variance as E[x^2] - E[x]^2. With arbitrary floats this formula can
-    # lose precision, but here the sums are sums of small integers (uint16
-    # holds 255^2), which float64 adds up exactly.
-    mean = train_images.mean(dtype=np.float64)
+    raw_pixel_mean = train_images.mean(axis=0, dtype=np.float64)      # (D,), in 0..255
+    # Variance of the centred pixels, x - mean_d, over all samples and
+    # pixels: E[x^2] - mean over d of mean_d^2. With arbitrary floats this
+    # formula can lose precision, but here the sums are sums of small
+    # integers (uint16 holds 255^2), which float64 adds up exactly.
     mean_square = np.square(train_images, dtype=np.uint16).mean(dtype=np.float64)
-    pixel_std = np.sqrt(mean_square - mean ** 2) / 255               # scalar
+    pixel_std = np.sqrt(mean_square - np.mean(raw_pixel_mean ** 2)) / 255   # scalar
+    pixel_mean = raw_pixel_mean / 255
     if pixel_std == 0:
         raise ValueError(f'cannot standardize: all training pixels in {data_root} '
                          f'have the same value')

@@ -325,7 +325,7 @@ def test_normalize_standardize_uses_train_statistics(tiny_mnist, mode):
     images, _ = raw_files(tiny_mnist)
     train_x = images[:N_TRAIN] / 255.0
     pixel_mean = train_x.mean(axis=0)                  # (784,)
-    pixel_std = train_x.std()                          # one number for all pixels
+    pixel_std = (train_x - pixel_mean).std()           # one number: std of the centred pixels
 
     own = {'train': images[:N_TRAIN], 'val': images[N_TRAIN:],
            'test': raw_files(tiny_mnist, 't10k')[0]}[mode] / 255.0
@@ -333,6 +333,8 @@ def test_normalize_standardize_uses_train_statistics(tiny_mnist, mode):
     dataset = Dataset(tiny_mnist, mode=mode, normalize='standardize')
     np.testing.assert_allclose(dataset.images, expected, rtol=1e-5, atol=1e-5)
     assert np.all(np.isfinite(dataset.images)), 'constant border pixels must not give inf/nan'
+    if mode == 'train':  # the train split is standardized: mean 0, variance 1 overall
+        assert abs(dataset.images.mean()) < 1e-5 and dataset.images.std() == pytest.approx(1, rel=1e-5)
 
 
 def test_standardize_ignores_test_file(tiny_mnist, tmp_path):
