@@ -1,0 +1,473 @@
+"""Regenerate the homework's PDF report with one command (notes §1.3).
+
+    python report/make_report.py            # every experiment, ~1-2 minutes on a laptop
+    python report/make_report.py --quick    # a subset with 2 epochs, for CI (~15 s)
+    python report/make_report.py --force    # retrain even the runs in the cache
+
+It trains every run listed in EXPERIMENTS below (all with the same seed),
+then writes, in the output folder (report/ by default, report/quick/ with
+--quick):
+    report.pdf      title and setup, then (a) accuracy and curves of the
+                    default run, (b) momentum against no momentum, (c) the
+                    other hyper-parameters; every observation in the text is
+                    computed from the measured numbers
+    results.json    every run: cfg, per-epoch history, test accuracy, seconds
+                    per epoch, epochs to reach the validation target, status;
+                    the observations with the numbers they state; the pages
+    figures/*.png   the plots of each page
+
+Finished runs are cached in report/cache/ (one JSON file per run), so an
+interrupted regeneration resumes where it stopped, and a rerun with nothing
+changed trains nothing. Changing the data or the framework's code (loss.py,
+optimizer.py, ...) retrains, because both are part of a run's cache key.
+
+To add an experiment, add one Experiment(...) to EXPERIMENTS: the runs, the
+tables, the plots and the observations follow from it.
+"""
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+import observations  # noqa: E402  (needs the path set above)
+import pages  # noqa: E402
+import runs  # noqa: E402
+from visualize import atomic_write  # noqa: E402
+
+
+# ---------------------------------------------------------------------------
+# What the report runs: edit here
+# ---------------------------------------------------------------------------
+
+# Every run starts from this cfg (the homework's defaults) and changes one setting.
+BASE_CFG = {
+    'max_epoch': 10,
+    'batch_size': 100,
+    'learning_rate': 0.01,
+    'momentum': 0.9,
+    'seed': 0,                 # the same seed for every run: same initial weights and shuffling
+    'normalize': 'image_mean',
+    'hidden_sizes': [],        # [] = the homework's softmax regression
+}
+QUICK_EPOCHS = 2               # --quick: this many epochs per run
+VAL_TARGET = 0.90              # "epochs to reach this validation accuracy"
+
+
+@dataclass
+class Experiment:
+    """A group of runs that differ from BASE_CFG in one setting.
+
+    - name: identifier, used in results.json and figure file names
+    - section: heading of the report section it belongs to (experiments with
+      the same section follow one another under one heading)
+    - title: sub-heading of its page
+    - vary: the cfg key that differs between its runs (None: one run, BASE_CFG)
+    - values: the values of `vary`, one run each
+    - quick_values: the values used with --quick (default: all of them)
+    - label: how a run is named in tables and legends
+    - overrides: cfg changes shared by all its runs (e.g. {'hidden_sizes': [256]})
+    - summary_plot: the fourth panel, 'accuracy' (final accuracy against the
+      value) or 'timing' (seconds per epoch and to reach the target)
+    - intro: what is compared and how (a description, not a conclusion)
+    """
+    name: str
+    section: str
+    title: str
+    vary: str = None
+    values: list = (None,)
+    quick_values: list = None
+    label: str = '{vary} = {value}'
+    overrides: dict = field(default_factory=dict)
+    summary_plot: str = 'accuracy'
+    intro: str = ''
+
+    def runs(self, quick):
+        """[(label, value, cfg)] of its runs."""
+        values = self.quick_values if quick and self.quick_values is not None else self.values
+        result = []
+        for value in values:
+            cfg = dict(BASE_CFG, **self.overrides)
+            if self.vary is not None:
+                cfg[self.vary] = value
+            if quick:
+                cfg['max_epoch'] = min(cfg['max_epoch'], QUICK_EPOCHS)
+            shown = f'{value:g}' if isinstance(value, float) else value
+            label = self.label.format(vary=self.vary, value=shown)
+            result.append((label, value, cfg))
+        return result
+
+
+SECTION_A = '(a) Training and test accuracy'
+SECTION_B = '(b) Momentum against no momentum'
+SECTION_C = '(c) Other hyper-parameters'
+
+EXPERIMENTS = [
+    Experiment('default', SECTION_A, 'The default settings', label='default',
+               intro='One run of the homework model with the settings of the setup page.'),
+    Experiment('momentum', SECTION_B, 'SGD with momentum 0.9 against plain SGD (momentum 0)',
+               vary='momentum', values=[0.0, 0.9], summary_plot='timing',
+               intro='Same learning rate, batch size, epochs and seed; only the momentum '
+                     'differs. Training time is measured per epoch, validation excluded.'),
+    Experiment('learning_rate', SECTION_C, 'Learning rate', vary='learning_rate',
+               values=[0.001, 0.01, 0.1, 1.0, 10.0], quick_values=[0.01, 0.1, 10.0],
+               label='lr = {value}',
+               intro='The learning rate from 0.001 to 10, with momentum 0.9. The largest '
+                     'values are there to show what a too-large learning rate does.'),
+    Experiment('batch_size', SECTION_C, 'Batch size', vary='batch_size',
+               values=[10, 50, 100, 500, 1000], quick_values=[50, 100, 1000],
+               label='batch = {value}',
+               intro='The batch size from 10 to 1000 with the same learning rate. A smaller '
+                     'batch makes more (noisier) updates per epoch.'),
+    Experiment('momentum_sweep', SECTION_C, 'Momentum', vary='momentum',
+               values=[0.0, 0.5, 0.9, 0.99], label='momentum = {value}',
+               intro='The momentum from 0 (plain SGD) to 0.99.'),
+    # Adding an experiment is one entry, for example an MLP against the homework model:
+    # Experiment('mlp', '(d) A hidden layer', 'Softmax regression against an MLP',
+    #            vary='hidden_sizes', values=[[], [256]], label='hidden layers {value}',
+    #            summary_plot='timing'),
+]
+
+# What the setup page says about each hyper-parameter.
+SETTING_MEANING = {
+    'max_epoch': 'passes over the training set',
+    'batch_size': 'images per update',
+    'learning_rate': 'step size of SGD',
+    'momentum': 'v = momentum * v - lr * grad (0 = plain SGD)',
+    'seed': 'initial weights and shuffling order (same for every run)',
+    'normalize': "pixel scaling ('image_mean': /255, minus each image's mean)",
+    'hidden_sizes': 'hidden layer widths ([] = softmax regression)',
+}
+
+
+# ---------------------------------------------------------------------------
+# Running the experiments
+# ---------------------------------------------------------------------------
+
+def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
+    """Train (or load from the cache) every run of every experiment.
+
+    Returns (plan, records, stats): plan = [(experiment, [(label, value, key)])],
+    records = {key: record}, stats = counts and seconds.
+    """
+    data_fp = runs.data_fingerprint(data_root)
+    code_fp = runs.code_fingerprint()
+    plan, todo = [], {}
+    for experiment in experiments:         # validate every cfg before training anything
+        entries = []
+        for label, value, cfg in experiment.runs(quick):
+            cfg = dict(cfg, data_root=str(data_root))
+            key = runs.run_key(cfg, data_fp, code_fp)
+            todo.setdefault(key, (experiment.name, label, cfg))
+            entries.append((label, value, key))
+        plan.append((experiment, entries))
+
+    records, trained, cached, start = {}, 0, 0, time.perf_counter()
+    width = len(str(len(todo)))
+    for index, (key, (name, label, cfg)) in enumerate(todo.items(), start=1):
+        prefix = f'[{index:>{width}}/{len(todo)}] {name}: {label}'
+        log(f'{prefix} ...', end='', flush=True)
+        began = time.perf_counter()
+        record, was_cached = runs.get_run(cfg, cache_dir, data_fp, code_fp, force=force)
+        records[key] = record
+        cached += was_cached
+        trained += not was_cached
+        s = runs.summarize(record, VAL_TARGET)
+        result = (f"diverged at epoch {s['diverged_at']['epoch']}" if s['status'] == runs.DIVERGED
+                  else f"val {observations.pct(s['final_val_acc'])}, "
+                       f"test {observations.pct(s['test_acc'])}"
+                       + (' (unstable)' if s['status'] == runs.UNSTABLE else ''))
+        how = ('from cache' if was_cached else
+               f'{s["epochs_completed"]} epochs in {time.perf_counter() - began:.1f} s')
+        log(f' {how}: {result}', flush=True)
+    loads = [v for r in records.values() for v in r.get('load_average') or [] if v is not None]
+    stats = {'runs': len(todo), 'trained': trained, 'cached': cached,
+             'load_average_range': [min(loads), max(loads)] if loads else None,
+             'run_seconds': time.perf_counter() - start,
+             'training_seconds_all_runs': sum(runs.summarize(r, VAL_TARGET)['train_seconds']
+                                              for r in records.values())}
+    return plan, records, stats
+
+
+def build_results(plan, records, stats, quick, data_root, started):
+    """Everything the report states, as one JSON-ready dict (results.json)."""
+    result_runs = {}
+    for key, record in records.items():
+        history = {k: v for k, v in record['history'].items() if k not in ('iter_loss', 'iter_acc')}
+        result_runs[key] = {
+            'cfg': record['cfg'], 'status': record['status'],
+            'diverged_at': record['diverged_at'], 'history': history,
+            'test_loss': record['test_loss'], 'test_acc': record['test_acc'],
+            'summary': runs.summarize(record, VAL_TARGET),
+            'finished_at': record['finished_at'], 'used_by': [],
+        }
+    experiments = []
+    for experiment, entries in plan:
+        items = [{'label': label, 'value': value, 'key': key,
+                  'summary': result_runs[key]['summary']} for label, value, key in entries]
+        for item in items:
+            result_runs[item['key']]['used_by'].append(f"{experiment.name}: {item['label']}")
+        if experiment.vary is None:
+            found = observations.observe_single(items[0])
+        else:
+            found = observations.observe_comparison(items, experiment.vary)
+        experiments.append({
+            'name': experiment.name, 'section': experiment.section, 'title': experiment.title,
+            'vary': experiment.vary,
+            'runs': [{k: item[k] for k in ('label', 'value', 'key')} for item in items],
+            'observations': found,
+        })
+    any_record = next(iter(records.values()))
+    return {
+        'title': 'Softmax regression for MNIST: homework report',
+        'mode': 'quick' if quick else 'full',
+        'generated_at': started.isoformat(timespec='seconds'),
+        'base_cfg': dict(BASE_CFG, max_epoch=QUICK_EPOCHS) if quick else dict(BASE_CFG),
+        'val_target': VAL_TARGET,
+        'data': dict(any_record['data'], root=str(data_root)),
+        'machine': runs.machine_info(),
+        'timing': stats,
+        'status_meaning': runs.STATUS_MEANING,
+        'experiments': experiments,
+        'runs': result_runs,
+    }
+
+
+# ---------------------------------------------------------------------------
+# The PDF
+# ---------------------------------------------------------------------------
+
+def _acc(value):
+    return '-' if value is None else f'{100 * value:.2f}'
+
+
+def _num(value, fmt='{:.3g}'):
+    return '-' if value is None else fmt.format(value)
+
+
+def parameter_count(num_features, hidden_sizes, num_classes):
+    widths = [num_features] + list(hidden_sizes) + [num_classes]
+    return sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
+def model_description(data, hidden_sizes):
+    d, c = data['num_features'], data['num_classes']
+    n = parameter_count(d, hidden_sizes, c)
+    if not hidden_sizes:
+        return (f'Softmax regression (the homework): y = softmax(W^T x + b) with W of '
+                f'{d} x {c} and b of {c}, {n:,} parameters, trained on the cross-entropy loss '
+                f'with mini-batch SGD with momentum (notes §1.3).')
+    return (f"MLP {' - '.join(map(str, [d] + list(hidden_sizes) + [c]))} with ReLU, "
+            f'{n:,} parameters, cross-entropy loss, SGD with momentum.')
+
+
+def write_setup_page(writer, results, records):
+    page = writer.new_page('Title and setup')
+    quick = results['mode'] == 'quick'
+    page.heading(results['title'], size=17, gap=0.05)
+    page.paragraph('Generated by report/make_report.py on ' + results['generated_at'].replace('T', ' ')
+                   + ('.  QUICK PREVIEW: a subset of the runs with few epochs; run without '
+                      '--quick for the report.' if quick else '.'),
+                   color='firebrick' if quick else '0.3', gap=0.25)
+
+    data, base = results['data'], results['base_cfg']
+    page.heading('Setup', size=13)
+    page.paragraph(f"Data: MNIST-format IDX files in {data['root']}: {data['n_train']:,} training, "
+                   f"{data['n_val']:,} validation (the last 1/12 of the training file) and "
+                   f"{data['n_test']:,} test images of {data['num_features']} pixels, "
+                   f"{data['num_classes']} classes. Hyper-parameters are compared on the "
+                   f"validation set; the test set is only evaluated at the end of each run.",
+                   bullet=True)
+    page.paragraph('Model: ' + model_description(data, base['hidden_sizes']), bullet=True)
+    page.paragraph('Every run starts from the settings below and changes one of them. All runs '
+                   'use the same seed, so they start from the same weights. '
+                   f"\"Epochs to {100 * results['val_target']:g}%\" is the number of epochs after "
+                   f"which the validation accuracy first reaches {100 * results['val_target']:g}%. "
+                   'Times are seconds of training (validation excluded); "s / epoch" is the '
+                   'median over the epochs of a run.', bullet=True)
+    page.table(['Setting', 'Value', 'Meaning'],
+               [[key, str(base[key]), SETTING_MEANING.get(key, '')] for key in base],
+               col_widths=[1.2, 1.0, 4.0])
+
+    machine, timing = results['machine'], results['timing']
+    page.heading('Machine and time', size=13)
+    for text in (
+            f"CPU: {machine['cpu']}, {machine['logical_cores']} logical cores; {machine['platform']}",
+            f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {machine['blas']}; "
+            f"threads: {machine['blas_threads']}), matplotlib {machine['matplotlib']}",
+            f"{timing['runs']} distinct runs: {timing['trained']} trained now, {timing['cached']} "
+            f"loaded from the cache (report/cache); this regeneration spent "
+            f"{timing['run_seconds']:.1f} s on them. Training time of all runs, as measured "
+            f"when each was trained: {timing['training_seconds_all_runs']:.1f} s.",
+            'Timings were measured on this machine, one run after another'
+            + (f" (1-minute load average between {timing['load_average_range'][0]:g} and "
+               f"{timing['load_average_range'][1]:g} during the runs, on "
+               f"{machine['logical_cores']} cores)" if timing['load_average_range'] else '')
+            + '. Other work on the machine slows a run down: compare seconds per epoch '
+              'with care, and regenerate (--force) on an idle machine for clean timings.'):
+        page.paragraph(text, bullet=True)
+
+    page.heading('Status of a run', size=13)
+    for status, meaning in results['status_meaning'].items():
+        page.paragraph(f'{status}: {meaning}', bullet=True)
+
+    page.heading('Contents', size=13)
+    for experiment in results['experiments']:
+        page.paragraph(f"{experiment['section']}: {experiment['title']}", bullet=True, gap=0.02)
+    writer.finish_page(page)
+
+
+def write_single_page(writer, experiment, spec, results, records):
+    run = experiment['runs'][0]
+    record, summary = records[run['key']], results['runs'][run['key']]['summary']
+    page = writer.new_page(f"{experiment['section']}: {experiment['title']}")
+    page.heading(experiment['section'])
+    page.paragraph(spec.intro, color='0.3')
+    for found in experiment['observations']:
+        page.paragraph(found['text'], bullet=True)
+    page.y -= 0.1
+    data = results['data']
+    page.table(['Split', 'Images', 'Loss', 'Accuracy (%)'], [
+        ['training (mean over the last epoch)', f"{data['n_train']:,}",
+         _num(summary['final_train_loss'], '{:.4f}'), _acc(summary['final_train_acc'])],
+        ['validation (after the last epoch)', f"{data['n_val']:,}",
+         _num(summary['final_val_loss'], '{:.4f}'), _acc(summary['final_val_acc'])],
+        ['test', f"{data['n_test']:,}", _num(summary['test_loss'], '{:.4f}'),
+         _acc(summary['test_acc'])],
+    ], col_widths=[3, 1, 1, 1.2])
+    page.paragraph(f"Training time: {summary['epochs_completed']} epochs of "
+                   f"{summary['updates_per_epoch']} updates, {summary['train_seconds']:.2f} s in "
+                   f"total, {summary['sec_per_epoch']:.3f} s per epoch (median).", color='0.3')
+    entry = {'label': run['label'], 'record': record, 'summary': summary}
+    pages.plot_single_run(page, entry)
+    writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
+
+
+def write_comparison_page(writer, experiment, spec, results, records, new_section):
+    page = writer.new_page(f"{experiment['section']}: {experiment['title']}")
+    if new_section:
+        page.heading(experiment['section'])
+    page.heading(experiment['title'], size=11.5)
+    if spec.intro:
+        page.paragraph(spec.intro, color='0.3')
+    for found in experiment['observations']:
+        page.paragraph(found['text'], bullet=True)
+    page.y -= 0.1
+    target = f"{100 * results['val_target']:g}%"
+    header = [experiment['vary'], 'Status', 'Epochs\ndone', 'Train loss\n(last epoch)',
+              'Train acc\n(%)', 'Val acc\n(%)', 'Test acc\n(%)', f'Epochs\nto {target}\nval acc',
+              's / epoch\n(median)', f's to\n{target}\nval acc', 'Updates\n/ epoch']
+    rows = []
+    for run in experiment['runs']:
+        s = results['runs'][run['key']]['summary']
+        rows.append([run['label'], s['status'], str(s['epochs_completed']),
+                     _num(s['final_train_loss'], '{:.4g}'), _acc(s['final_train_acc']),
+                     _acc(s['final_val_acc']), _acc(s['test_acc']),
+                     _num(s['epochs_to_target'], '{}') if s['epochs_to_target'] else 'never',
+                     _num(s['sec_per_epoch'], '{:.3f}'),
+                     _num(s['seconds_to_target'], '{:.2f}'), str(s['updates_per_epoch'])])
+    header[0] = 'Run'
+    page.table(header, rows, col_widths=[1.9, 1.1, 0.8, 1.2, 1, 1, 1, 1, 1, 1, 1], size=7.5)
+    entries = [{'label': run['label'], 'value': run['value'], 'record': records[run['key']],
+                'summary': results['runs'][run['key']]['summary']} for run in experiment['runs']]
+    pages.plot_comparison(page, entries, experiment['vary'], spec.summary_plot)
+    writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
+
+
+def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None):
+    """report.pdf and figures/*.png; returns (page titles, figure files)."""
+    figure_dir = out_dir / 'figures'
+    specs = {spec.name: spec for spec in experiments}
+    metadata = {'Title': results['title'], 'Author': 'report/make_report.py',
+                'Subject': 'Homework report (notes §1.3): ' + results['mode'] + ' run',
+                'Keywords': 'softmax regression, MNIST, momentum, learning rate, batch size'}
+    with atomic_write(out_dir / 'report.pdf', 'wb') as f:
+        writer = pages.ReportWriter(f, figure_dir, metadata, png_dpi=png_dpi,
+                                    page_png_dir=page_png_dir)
+        try:
+            write_setup_page(writer, results, records)
+            previous_section = None
+            for experiment in results['experiments']:
+                spec = specs[experiment['name']]
+                if experiment['vary'] is None:
+                    write_single_page(writer, experiment, spec, results, records)
+                else:
+                    write_comparison_page(writer, experiment, spec, results, records,
+                                          new_section=experiment['section'] != previous_section)
+                previous_section = experiment['section']
+        finally:
+            writer.close()
+    # Remove figures of experiments that no longer exist.
+    for stale in figure_dir.glob('*.png'):
+        if f'{figure_dir.name}/{stale.name}' not in writer.figures:
+            stale.unlink()
+    return writer.pages, writer.figures
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description='Run the report experiments (cached) and write report.pdf and results.json.')
+    parser.add_argument('--quick', action='store_true',
+                        help=f'a subset of the runs with {QUICK_EPOCHS} epochs each (for CI); '
+                             'writes to report/quick/ unless --out-dir is given')
+    parser.add_argument('--force', action='store_true', help='retrain runs even if cached')
+    parser.add_argument('--data-root', type=Path, default=REPO_ROOT / 'data',
+                        help='folder with the MNIST IDX files (default: data/)')
+    parser.add_argument('--out-dir', type=Path, default=None,
+                        help='where report.pdf, results.json and figures/ go '
+                             '(default: report/, or report/quick/ with --quick)')
+    parser.add_argument('--page-png', type=Path, default=None, metavar='FOLDER',
+                        help='also save every whole page as a PNG in FOLDER (a preview '
+                             'without a PDF viewer)')
+    parser.add_argument('--cache-dir', type=Path, default=HERE / 'cache',
+                        help='one JSON file per finished run (default: report/cache/)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None, experiments=None):
+    """Run everything and write the report; returns the results dict."""
+    args = parse_args(argv)
+    experiments = EXPERIMENTS if experiments is None else experiments
+    out_dir = args.out_dir or (HERE / 'quick' if args.quick else HERE)
+    started = datetime.datetime.now().astimezone()
+    clock = time.perf_counter()
+    print(f"{'Quick report' if args.quick else 'Report'}: data {args.data_root}, "
+          f"cache {args.cache_dir}, output {out_dir}", flush=True)
+    try:
+        plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
+                                       force=args.force)
+    except KeyboardInterrupt:
+        print('\nInterrupted. Finished runs are cached: run the same command again to resume.',
+              file=sys.stderr)
+        raise SystemExit(130)
+
+    results = build_results(plan, records, stats, args.quick, args.data_root, started)
+    print('Writing the PDF ...', flush=True)
+    page_titles, figures = write_pdf(results, records, experiments, out_dir,
+                                     page_png_dir=args.page_png)
+    results['pages'] = page_titles
+    results['figures'] = figures
+    results['timing']['total_seconds'] = time.perf_counter() - clock
+    with atomic_write(out_dir / 'results.json', 'w') as f:
+        json.dump(results, f, indent=1)
+    print(f"Wrote {out_dir / 'report.pdf'} ({len(page_titles)} pages), "
+          f"{out_dir / 'results.json'} and {len(figures)} figures in "
+          f"{results['timing']['total_seconds']:.1f} s.", flush=True)
+    return results
+
+
+if __name__ == '__main__':
+    main()
