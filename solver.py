@@ -266,6 +266,14 @@ class Solver(object):
 # Command line: train the homework and test it
 # ---------------------------------------------------------------------------
 
+def print_history(history):
+    """One line per epoch: training and validation loss and accuracy, seconds."""
+    print('epoch  train loss  train acc  val loss  val acc  seconds')
+    for epoch, row in enumerate(zip(history['train_loss'], history['train_acc'], history['val_loss'],
+                                    history['val_acc'], history['epoch_time'])):
+        print('{:5d}  {:10.4f}  {:9.4f}  {:8.4f}  {:7.4f}  {:7.2f}'.format(epoch, *row))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Train the softmax regression homework on MNIST and report the test accuracy.")
@@ -276,7 +284,7 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=CFG_SCHEMA['seed'][0])
     parser.add_argument('--hidden_sizes', type=int, nargs='*', default=[],
                         help='hidden layer widths, e.g. --hidden_sizes 256 (default: none)')
-    parser.add_argument('--quiet', action='store_true', help='print per-epoch results only')
+    parser.add_argument('--quiet', action='store_true', help='no per-batch lines: a table of epochs at the end')
     parser.add_argument('--plot', default=None, help='save the loss and accuracy curves to this file')
     parser.add_argument('--history', default=None, help='save the training history as JSON')
     args = vars(parser.parse_args(argv))
@@ -286,6 +294,8 @@ def main(argv=None):
     solver = Solver(dict(args, verbose=verbose))
     train_loss, train_acc = solver.train()
     test_loss, test_acc = solver.test()
+    if not verbose:
+        print_history(solver.history)
     seconds = np.median(solver.history['epoch_time'])
     print(f"Final test accuracy {test_acc:.4f} (test loss {test_loss:.4f}); "
           f"median {seconds:.2f} s per training epoch")

@@ -138,6 +138,8 @@ def test_command_line_trains_tests_and_saves(tiny_mnist, tmp_path, capsys):
                                    '--quiet', '--plot', str(plot), '--history', str(history)])
     out = capsys.readouterr().out
     assert f'Final test accuracy {test_acc:.4f}' in out
+    table = out[out.index('epoch  train loss'):].splitlines()
+    assert [line.split()[0] for line in table[1:3]] == ['0', '1'] and 'Batch [' not in out
     assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     saved = json.loads(history.read_text())
     assert saved['test_acc'] == test_acc and len(saved['history']['train_loss']) == 2
