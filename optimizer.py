@@ -32,9 +32,11 @@ class SGD(object):
 
             ############################################################################
             # TODO: Put your code here
-            # Calculate the update v (diff_W, diff_b) of this parameter using its gradient grad.
+            # Calculate diff_W and diff_b using layer.grad_W and layer.grad_b.
             # You need to add momentum to this.
-            # Update param in place (param += ...), so that the model sees the change.
+            # The loop visits W and b in turn: param is the parameter, grad its gradient
+            # and v its previous update (diff_W or diff_b). Set v to the new update (it is
+            # kept for the next step) and change param in place (param += ...).
 
             # Weight update with momentum
             # param +=
