@@ -186,7 +186,8 @@ def target_observation(entries):
     missed = [e for e in entries if not e['summary']['epochs_to_target']]
     parts = [f"{e['label']} after {epochs_text(e['summary']['epochs_to_target'])} "
              f"({seconds(e['summary']['seconds_to_target'])} of training)" for e in reached]
-    parts += [f"{e['label']} never (in {epochs_text(e['summary']['epochs_completed'])})"
+    parts += [f"{e['label']} diverged first" if e['summary']['status'] == DIVERGED else
+              f"{e['label']} never (in {epochs_text(e['summary']['epochs_completed'])})"
               for e in missed]
     text = f"Reaching {pct(target)} validation accuracy: " + '; '.join(parts) + '.'
     facts = {'target': target,
@@ -232,8 +233,7 @@ def divergence_observation(entry):
     return _observation(
         'diverged',
         f"{entry['label']} diverged: the training loss became NaN or infinite at epoch "
-        f"{where['epoch']}, batch {where['batch']} (update {where['update']}), after "
-        f"{epochs_text(s['epochs_completed'])} completed.",
+        f"{where['epoch']}, batch {where['batch']} (update {where['update']} of the run).",
         label=entry['label'], **where)
 
 

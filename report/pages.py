@@ -155,6 +155,10 @@ def _use_log_scale(values):
     return len(values) >= 2 and max(values) / min(values) > 50
 
 
+def _legend_label(entry):
+    return entry['label'] + (' (diverged)' if entry['summary']['status'] == 'diverged' else '')
+
+
 def plot_epoch_curves(ax, entries, key, ylabel, title, percent=False):
     """One line per run of history[key] against the epoch; x marks where a run diverged."""
     all_values = []
@@ -163,7 +167,7 @@ def plot_epoch_curves(ax, entries, key, ylabel, title, percent=False):
         if percent:
             values = 100 * values
         epochs = np.arange(1, len(values) + 1)
-        line, = ax.plot(epochs, values, '-o', markersize=3, label=entry['label'])
+        line, = ax.plot(epochs, values, '-o', markersize=3, label=_legend_label(entry))
         if entry['summary']['status'] == 'diverged' and len(values):
             ax.plot(epochs[-1], values[-1], 'x', color=line.get_color(), markersize=9)
         all_values += list(values)
@@ -191,7 +195,9 @@ def plot_batch_losses(ax, entries):
         line, = ax.plot(x, losses, alpha=0.15, linewidth=0.6)
         smooth = moving_average(losses, window)
         ax.plot(x[len(x) - len(smooth):], smooth, color=line.get_color(), linewidth=1.3,
-                label=f"{entry['label']} (avg of {window})")
+                label=f"{_legend_label(entry)} (avg of {window})")
+        if entry['summary']['status'] == 'diverged':      # the last finite loss before NaN
+            ax.plot(x[-1], losses[-1], 'x', color=line.get_color(), markersize=9)
         all_values += list(losses)
     if _use_log_scale(all_values):
         ax.set_yscale('log')

@@ -23,6 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+
 from solver import Solver, TrainingDiverged, validate_cfg
 from visualize import atomic_write
 
@@ -111,7 +113,10 @@ def train_run(cfg):
     updates_per_epoch = len(solver.train_loader)
     diverged_at, message = None, None
     try:
-        solver.train()
+        # A run that blows up overflows on its way to NaN; its status says so,
+        # so NumPy's overflow warnings would only clutter the progress lines.
+        with np.errstate(over='ignore', invalid='ignore'):
+            solver.train()
     except TrainingDiverged as error:
         history = solver.history
         epoch = len(history['train_loss'])           # 0-based epoch that failed

@@ -1,0 +1,333 @@
+"""Tests of report/make_report.py: the PDF, results.json, the cache and the observations.
+
+Most tests run the --quick report on the tiny synthetic data set of
+conftest.py (a few seconds); one runs the real --quick on the shipped MNIST.
+"""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import make_tiny_mnist
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / 'report'))
+
+import make_report  # noqa: E402
+import observations  # noqa: E402
+import runs  # noqa: E402
+import solver  # noqa: E402
+
+
+def quick_args(data, out, cache, *extra):
+    return ['--quick', '--data-root', str(data), '--out-dir', str(out),
+            '--cache-dir', str(cache), *extra]
+
+
+def pdf_page_count(pdf_bytes):
+    """Number of page objects: '/Type /Page' not followed by 's' (that is /Pages)."""
+    return len(re.findall(rb'/Type\s*/Page(?!s)', pdf_bytes))
+
+
+@pytest.fixture(scope='module')
+def tiny_report(tmp_path_factory):
+    """The --quick report of the tiny data set, built once for this module."""
+    root = tmp_path_factory.mktemp('report')
+    data = make_tiny_mnist(root / 'mnist')
+    out, cache = root / 'out', root / 'cache'
+    results = make_report.main(quick_args(data, out, cache))
+    return {'data': data, 'out': out, 'cache': cache, 'results': results}
+
+
+def entries_of(results, experiment):
+    return [{'label': run['label'], 'value': run['value'],
+             'summary': results['runs'][run['key']]['summary']} for run in experiment['runs']]
+
+
+# ---------------------------------------------------------------------------
+# The PDF and the files beside it
+# ---------------------------------------------------------------------------
+
+def test_quick_report_is_a_valid_multipage_pdf(tiny_report):
+    pdf = (tiny_report['out'] / 'report.pdf').read_bytes()
+    assert pdf.startswith(b'%PDF-')
+    assert pdf.rstrip().endswith(b'%%EOF')
+    pages = tiny_report['results']['pages']
+    assert pdf_page_count(pdf) == len(pages) >= 5
+    assert b'Softmax regression for MNIST' in pdf          # the PDF's Title metadata
+
+
+def test_report_has_the_expected_sections_and_figures(tiny_report):
+    results, out = tiny_report['results'], tiny_report['out']
+    pages = results['pages']
+    assert pages[0] == 'Title and setup'
+    sections = [make_report.SECTION_A, make_report.SECTION_B, make_report.SECTION_C]
+    first_page_of = [next(i for i, p in enumerate(pages) if p.startswith(s)) for s in sections]
+    assert first_page_of == sorted(first_page_of)            # (a), (b), (c) in order
+    for experiment in make_report.EXPERIMENTS:                 # one page per experiment
+        assert f'{experiment.section}: {experiment.title}' in pages
+    assert len(results['figures']) == len(make_report.EXPERIMENTS)
+    for name in results['figures']:
+        assert (out / name).read_bytes().startswith(b'\x89PNG')
+    assert (out / 'results.json').exists()
+
+
+def test_results_file_contains_every_run(tiny_report):
+    results = json.loads((tiny_report['out'] / 'results.json').read_text())
+    data_fp = runs.data_fingerprint(tiny_report['data'])
+    code_fp = runs.code_fingerprint()
+    expected_keys = set()
+    assert [e['name'] for e in results['experiments']] == [e.name for e in make_report.EXPERIMENTS]
+    for spec, experiment in zip(make_report.EXPERIMENTS, results['experiments']):
+        planned = spec.runs(quick=True)
+        assert [r['label'] for r in experiment['runs']] == [label for label, _, _ in planned]
+        for (label, value, cfg), run in zip(planned, experiment['runs']):
+            key = runs.run_key(dict(cfg, data_root=str(tiny_report['data'])), data_fp, code_fp)
+            assert run['key'] == key
+            expected_keys.add(key)
+    assert set(results['runs']) == expected_keys
+    assert results['timing']['runs'] == len(expected_keys)
+    for key, run in results['runs'].items():
+        epochs = run['cfg']['max_epoch']
+        assert epochs == make_report.QUICK_EPOCHS
+        assert run['status'] in runs.STATUS_MEANING
+        for name in ('train_loss', 'train_acc', 'val_loss', 'val_acc', 'epoch_time'):
+            assert len(run['history'][name]) == epochs
+        assert 0 <= run['test_acc'] <= 1
+        assert run['summary']['sec_per_epoch'] > 0
+        assert run['used_by']
+
+
+# ---------------------------------------------------------------------------
+# The cache
+# ---------------------------------------------------------------------------
+
+def test_cached_rerun_does_no_training(tiny_report, tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError('a cached rerun must not train')
+    monkeypatch.setattr(solver.Solver, 'train', no_training)
+    monkeypatch.setattr(runs, 'train_run', no_training)
+
+    again = make_report.main(quick_args(tiny_report['data'], tmp_path / 'out',
+                                        tiny_report['cache']))
+    first = tiny_report['results']
+    assert again['timing']['trained'] == 0
+    assert again['timing']['cached'] == first['timing']['runs']
+    assert again['runs'].keys() == first['runs'].keys()
+    for key, run in first['runs'].items():
+        assert again['runs'][key]['history'] == run['history']
+        assert again['runs'][key]['test_acc'] == run['test_acc']
+    assert again['experiments'] == first['experiments']      # same observations
+    assert (tmp_path / 'out' / 'report.pdf').read_bytes().startswith(b'%PDF-')
+
+
+def small_experiments():
+    return [make_report.Experiment('default', make_report.SECTION_A, 'Default', label='default'),
+            make_report.Experiment('lr', make_report.SECTION_C, 'Learning rate',
+                                   vary='learning_rate', values=[0.001, 0.01, 0.1])]
+
+
+def counting_train_run(monkeypatch, fail_at=None):
+    """Count calls of runs.train_run; raise KeyboardInterrupt on call `fail_at`."""
+    calls = []
+    real = runs.train_run
+
+    def train_run(cfg):
+        calls.append(cfg['learning_rate'])
+        if len(calls) == fail_at:
+            raise KeyboardInterrupt
+        return real(cfg)
+    monkeypatch.setattr(runs, 'train_run', train_run)
+    return calls
+
+
+def test_interrupted_regeneration_resumes_where_it_stopped(tmp_path, monkeypatch):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    args = quick_args(data, tmp_path / 'out', tmp_path / 'cache')
+    calls = counting_train_run(monkeypatch, fail_at=3)
+    with pytest.raises(SystemExit) as stopped:
+        make_report.main(args, experiments=small_experiments())
+    assert stopped.value.code == 130
+    assert len(list((tmp_path / 'cache').glob('run-*.json'))) == 2
+    assert not (tmp_path / 'out' / 'report.pdf').exists()
+
+    calls = counting_train_run(monkeypatch)
+    results = make_report.main(args, experiments=small_experiments())
+    assert len(calls) == 1                                     # only the missing run
+    assert results['timing'] == dict(results['timing'], runs=3, trained=1, cached=2)
+
+    calls = counting_train_run(monkeypatch)
+    results = make_report.main(args + ['--force'], experiments=small_experiments())
+    assert len(calls) == 3 and results['timing']['trained'] == 3
+
+
+def test_cache_key_follows_what_changes_the_result(tmp_path):
+    base = dict(make_report.BASE_CFG, data_root='data')
+    key = runs.run_key(base, 'data-a', 'code-a')
+    assert runs.run_key(dict(base, verbose=True, display_freq=7, data_root='elsewhere'),
+                        'data-a', 'code-a') == key
+    assert runs.run_key(dict(base, learning_rate=0.1), 'data-a', 'code-a') != key
+    assert runs.run_key(dict(base, seed=1), 'data-a', 'code-a') != key
+    assert runs.run_key(base, 'data-b', 'code-a') != key
+    assert runs.run_key(base, 'data-a', 'code-b') != key
+    with pytest.raises(ValueError, match='learning_rate'):
+        runs.run_key(dict(base, learning_rate=-1), 'data-a', 'code-a')
+    with pytest.raises(FileNotFoundError, match='--data-root'):
+        runs.data_fingerprint(tmp_path)
+
+
+def test_damaged_cache_file_is_retrained(tmp_path):
+    record = {'format': runs.CACHE_FORMAT, 'key': 'abc'}
+    runs.save_record(tmp_path, record)
+    assert runs.load_cached(tmp_path, 'abc') == record
+    runs.cache_path(tmp_path, 'abc').write_text('{"format": 1, "key": "ab')   # cut short
+    assert runs.load_cached(tmp_path, 'abc') is None
+    assert runs.load_cached(tmp_path, 'missing') is None
+
+
+# ---------------------------------------------------------------------------
+# Observations agree with the numbers
+# ---------------------------------------------------------------------------
+
+def check_observations_against_results(results):
+    """Every observation's facts match numbers recomputed from results.json,
+    and its text states them."""
+    target = results['val_target']
+    for experiment in results['experiments']:
+        entries = entries_of(results, experiment)
+        for found in experiment['observations']:
+            facts, text = found['facts'], found['text']
+            if found['kind'] == 'final_accuracy':
+                s = entries[0]['summary']
+                assert facts['test_acc'] == s['test_acc']
+                assert observations.pct(s['test_acc']) in text
+                assert observations.pct(s['final_val_acc']) in text
+            elif found['kind'] == 'best':
+                finished = [e for e in entries if e['summary']['status'] != 'diverged']
+                best_acc = max(e['summary']['final_val_acc'] for e in finished)
+                assert facts['best_val_acc'] == best_acc
+                best = next(e for e in entries if e['label'] == facts['best'])
+                assert best['summary']['final_val_acc'] == best_acc
+                assert observations.pct(best_acc) in text
+                if 'margin' in facts:
+                    others = sorted((e['summary']['final_val_acc'] for e in finished),
+                                    reverse=True)
+                    assert math.isclose(facts['margin'], others[0] - others[1])
+                    if facts['margin'] > 0:
+                        assert observations.points(facts['margin']) in text
+            elif found['kind'] == 'target':
+                assert facts['target'] == target
+                for e in entries:
+                    history = results['runs'][next(r['key'] for r in experiment['runs']
+                                                   if r['label'] == e['label'])]['history']
+                    reached = [i + 1 for i, acc in enumerate(history['val_acc']) if acc >= target]
+                    assert facts['epochs_to_target'][e['label']] == (reached[0] if reached else None)
+            elif found['kind'] == 'speed':
+                times = {e['label']: e['summary']['sec_per_epoch'] for e in entries}
+                assert math.isclose(facts['ratio'], max(times.values()) / min(times.values()))
+                assert times[facts['fastest']] == min(times.values())
+            elif found['kind'] in ('unstable', 'diverged'):
+                s = next(e for e in entries if e['label'] == facts['label'])['summary']
+                assert s['status'] == found['kind']
+                if found['kind'] == 'diverged':
+                    assert f"epoch {s['diverged_at']['epoch']}, batch {s['diverged_at']['batch']}" in text
+            elif found['kind'] == 'stable':
+                assert all(e['summary']['status'] == 'ok' for e in entries)
+            elif found['kind'] == 'trend':
+                finished = sorted((e for e in entries if e['summary']['status'] != 'diverged'),
+                                  key=lambda e: e['value'])
+                assert facts['val_accs'] == [e['summary']['final_val_acc'] for e in finished]
+
+
+def test_observations_agree_with_the_results_file(tiny_report):
+    results = json.loads((tiny_report['out'] / 'results.json').read_text())
+    check_observations_against_results(results)
+    kinds = {o['kind'] for e in results['experiments'] for o in e['observations']}
+    assert {'final_accuracy', 'best', 'target', 'speed'} <= kinds
+
+
+def test_divergence_is_recorded_and_reported(tmp_path):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    experiments = [make_report.Experiment('lr', make_report.SECTION_C, 'Learning rate',
+                                          vary='learning_rate', values=[0.01, 1e38])]
+    results = make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'cache'),
+                               experiments=experiments)
+    run = results['runs'][results['experiments'][0]['runs'][1]['key']]
+    assert run['status'] == 'diverged'
+    assert run['diverged_at'] == {'epoch': 1, 'batch': 2, 'update': 2}
+    assert run['test_acc'] is None
+    found = [o for o in results['experiments'][0]['observations'] if o['kind'] == 'diverged']
+    assert [o['facts']['label'] for o in found] == ['learning_rate = 1e+38']
+    check_observations_against_results(results)
+    assert (tmp_path / 'out' / 'report.pdf').read_bytes().startswith(b'%PDF-')
+
+
+def summary(val_acc, status='ok', test_acc=0.9, sec=0.1, **extra):
+    """A hand-made runs.summarize() result, for the observation unit tests."""
+    to_target = runs.epochs_to_reach(val_acc, 0.9)
+    result = {'status': status, 'final_val_acc': val_acc[-1] if val_acc else None,
+              'test_acc': test_acc, 'final_train_acc': 0.9, 'final_train_loss': 0.3,
+              'initial_loss': 2.3, 'max_batch_loss': 3.0, 'sec_per_epoch': sec,
+              'updates_per_epoch': 10, 'val_target': 0.9, 'epochs_completed': len(val_acc),
+              'epochs_to_target': to_target, 'seconds_to_target': to_target and to_target * sec,
+              'diverged_at': None}
+    result.update(extra)
+    return result
+
+
+def test_observation_sentences_follow_the_numbers():
+    entries = [{'label': f'lr = {v}', 'value': v, 'summary': summary(accs)} for v, accs in
+               ((0.01, [0.8, 0.85]), (0.1, [0.9, 0.95]), (1.0, [0.92, 0.93]))]
+    best = observations.best_observation(entries)
+    assert best['facts']['best'] == 'lr = 0.1'
+    assert '2.00 percentage points above the next best (lr = 1.0, 93.00%)' in best['text']
+    assert observations.trend_observation(entries, 'lr')['facts']['shape'] == 'peak'
+    target = observations.target_observation(entries)
+    assert 'lr = 0.01 never (in 2 epochs)' in target['text']
+    assert target['facts']['epochs_to_target'] == {'lr = 0.01': None, 'lr = 0.1': 1,
+                                                   'lr = 1.0': 1}
+
+    tie = [dict(e, summary=summary([0.93])) for e in entries[:2]]
+    assert 'tie at 93.00%' in observations.best_observation(tie)['text']
+
+    entries[2]['summary'] = summary([], status='diverged', test_acc=None, sec=None,
+                                    diverged_at={'epoch': 1, 'batch': 5, 'update': 5})
+    found = observations.observe_comparison(entries, 'lr')
+    diverged = [o for o in found if o['kind'] == 'diverged']
+    assert 'lr = 1.0 diverged' in diverged[0]['text'] and 'epoch 1, batch 5' in diverged[0]['text']
+    assert observations.best_observation(entries)['facts']['runner_up'] == 'lr = 0.01'
+    assert not any(o['kind'] == 'trend' for o in found)       # only 2 finished runs
+
+    slow = [{'label': 'a', 'value': 0, 'summary': summary([0.9], sec=0.1)},
+            {'label': 'b', 'value': 1, 'summary': summary([0.9], sec=0.105)}]
+    assert 'about the same speed' in observations.speed_observation(slow)['text']
+    slow[1]['summary']['sec_per_epoch'] = 0.3
+    assert 'b is 3.00 times slower per epoch' in observations.speed_observation(slow)['text']
+
+
+# ---------------------------------------------------------------------------
+# The real thing: --quick on the shipped MNIST, as CI runs it
+# ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(not (REPO_ROOT / 'data' / 'train-images-idx3-ubyte.gz').exists(),
+                    reason='the shipped MNIST files are not in data/')
+def test_quick_report_on_mnist_from_the_command_line(tmp_path):
+    out, cache = tmp_path / 'out', tmp_path / 'cache'
+    done = subprocess.run([sys.executable, str(REPO_ROOT / 'report' / 'make_report.py'),
+                           '--quick', '--out-dir', str(out), '--cache-dir', str(cache)],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OPENBLAS_NUM_THREADS='1'))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((out / 'results.json').read_text())
+    assert results['mode'] == 'quick'
+    assert len(re.findall(r'^\[ ?\d+/\d+\] ', done.stdout, re.M)) == results['timing']['runs']
+    assert pdf_page_count((out / 'report.pdf').read_bytes()) == len(results['pages'])
+    default = results['runs'][results['experiments'][0]['runs'][0]['key']]
+    assert default['test_acc'] > 0.85                          # 2 epochs of the real homework
+    check_observations_against_results(results)
