@@ -12,6 +12,7 @@ from gradcheck import assert_close, check_gradient
 rng = np.random.default_rng(0)
 
 
+@pytest.mark.solution('mlp')
 def test_affine_forward_matches_explicit_sums():
     Input, W, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=(1, 2))
     # u_j = sum_i w_ij x_i + b_j, written out for every sample and output
@@ -20,6 +21,7 @@ def test_affine_forward_matches_explicit_sums():
     assert_close(layers.affine_forward(Input, W, b), expected, "affine_forward")
 
 
+@pytest.mark.solution('mlp')
 @pytest.mark.parametrize("layer_class", [layers.ReLU, layers.Sigmoid, layers.Tanh])
 def test_activation_backward_matches_numerical_gradient(layer_class):
     x = rng.normal(size=(5, 4))
@@ -31,6 +33,7 @@ def test_activation_backward_matches_numerical_gradient(layer_class):
     check_gradient(lambda: np.sum(R * layer_class().forward(x)), x, analytic, layer_class.__name__)
 
 
+@pytest.mark.solution('mlp')
 def test_activation_values():
     z = np.array([[-2.0, 0.0, 3.0]])
     assert_close(layers.ReLU().forward(z), [[0.0, 0.0, 3.0]], "ReLU")
@@ -42,6 +45,7 @@ def test_activation_values():
     assert_close(out, [[0.0, 1.0]], "Sigmoid at +-1000", atol=1e-300)
 
 
+@pytest.mark.solution('mlp')
 def test_fc_layer_gradients_match_numerical_gradient():
     layer = layers.FCLayer(4, 3)
     x = rng.normal(size=(6, 4))
@@ -58,6 +62,7 @@ def test_fc_layer_gradients_match_numerical_gradient():
     check_gradient(loss, x, grad_x, "FCLayer.backward (delta of the layer below)")
 
 
+@pytest.mark.solution('mlp')
 def test_softmax_hand_values_and_stability():
     logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     e = np.exp([1.0, 2.0, 3.0])
@@ -69,6 +74,7 @@ def test_softmax_hand_values_and_stability():
     assert_close(prob, [[1 / (1 + math.e ** -1), 1 / (1 + math.e), 0.0]], "softmax of huge logits", atol=1e-300)
 
 
+@pytest.mark.solution('mlp')
 def test_cross_entropy_hand_values():
     logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     labels = np.array([2, 0])
@@ -82,6 +88,7 @@ def test_cross_entropy_hand_values():
     assert loss_one_hot == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.solution('mlp')
 def test_cross_entropy_is_finite_for_extreme_logits():
     logits = np.array([[1e4, -1e4], [-1e4, 1e4]])
     with np.errstate(over='raise', invalid='raise', divide='raise'):
@@ -92,6 +99,7 @@ def test_cross_entropy_is_finite_for_extreme_logits():
     assert np.all(np.isfinite(delta))
 
 
+@pytest.mark.solution('mlp')
 def test_cross_entropy_backward_matches_numerical_gradient():
     logits = rng.normal(size=(5, 4))
     labels = np.array([0, 3, 1, 1, 2])
@@ -101,6 +109,7 @@ def test_cross_entropy_backward_matches_numerical_gradient():
                    "softmax_cross_entropy_backward")
 
 
+@pytest.mark.solution('mlp')
 def test_accuracy_and_one_hot():
     logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
     assert layers.accuracy(logits, np.array([1, 0, 0, 1])) == 0.5
@@ -112,6 +121,7 @@ def test_accuracy_and_one_hot():
         layers.one_hot(np.array([0.5, 1.0]), 3)
 
 
+@pytest.mark.solution('mlp')
 def test_mlp_gradients_match_numerical_gradient():
     np.random.seed(1)
     model = layers.build_mlp(5, [4, 3], 3, activation=layers.Tanh)
@@ -129,6 +139,7 @@ def test_mlp_gradients_match_numerical_gradient():
             check_gradient(loss, getattr(layer, name), analytic, f"layer {index} grad_{name}")
 
 
+@pytest.mark.solution('mlp')
 def test_parameters_follow_the_data_dtype():
     np.random.seed(0)
     model = layers.build_mlp(5, [4], 3)
@@ -148,6 +159,7 @@ def test_network_train_eval_switch_every_layer():
     assert [layer.training for layer in network.layers] == [True, True]
 
 
+@pytest.mark.solution('mlp')
 def test_parameters_lists_trainable_layers_only_and_explains_missing_gradients():
     model = layers.build_mlp(3, [2], 2)
     model.layers[2].trainable = False  # freeze the output layer

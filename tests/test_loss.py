@@ -33,6 +33,7 @@ def test_xavier_init_std_and_reproducibility():
     assert np.array_equal(model.W, again.W) and np.array_equal(model.b, again.b)
 
 
+@pytest.mark.solution('softmax')
 def test_forward_against_hand_computation():
     model = make_model(2, 3)
     model.W = np.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
@@ -48,6 +49,7 @@ def test_forward_against_hand_computation():
     assert acc == 0.5  # sample 0 right (class 1), sample 1 wrong (predicts 2)
 
 
+@pytest.mark.solution('softmax')
 def test_gradients_match_numerical_gradient_float64():
     model = make_model(6, 4)
     rng = np.random.default_rng(1)
@@ -64,6 +66,7 @@ def test_gradients_match_numerical_gradient_float64():
     check_gradient(f, model.b, model.grad_b.copy(), "SoftmaxCrossEntropyLoss.grad_b", rtol=1e-7)
 
 
+@pytest.mark.solution('softmax')
 def test_gradient_is_a_batch_average():
     # The same batch written twice has the same mean loss and mean gradient.
     model = make_model()
@@ -79,6 +82,7 @@ def test_gradient_is_a_batch_average():
     assert_close(model.grad_b, grad_b, "grad_b of a doubled batch", rtol=1e-10)
 
 
+@pytest.mark.solution('softmax')
 def test_extreme_logits_give_finite_loss_and_gradients():
     model = make_model()
     model.W *= 1e5
@@ -90,6 +94,7 @@ def test_extreme_logits_give_finite_loss_and_gradients():
     assert np.all(np.isfinite(model.grad_W)) and np.all(np.isfinite(model.grad_b))
 
 
+@pytest.mark.solution('softmax')
 def test_float32_training_stays_float32():
     model = make_model()
     Input = np.random.default_rng(4).normal(size=(3, 6)).astype(np.float32)

@@ -32,6 +32,7 @@ def test_keeps_the_original_attributes():
     assert SGD(model, 0.5).momentum == 0.0
 
 
+@pytest.mark.solution('softmax')
 def test_momentum_against_hand_computation():
     model = OneParameterModel(W=1.0, b=-2.0)
     run_steps(model, SGD(model, learning_rate=0.1, momentum=0.9), [(1.0, 0.5), (2.0, 0.5), (-1.0, 0.0)])
@@ -45,12 +46,14 @@ def test_momentum_against_hand_computation():
     assert model.b[0, 0] == pytest.approx(-2.2305, abs=1e-12)
 
 
+@pytest.mark.solution('softmax')
 def test_zero_momentum_is_plain_sgd():
     model = OneParameterModel(W=1.0, b=0.0)
     run_steps(model, SGD(model, learning_rate=0.5, momentum=0.0), [(1.0, 2.0), (1.0, 2.0)])
     assert model.W[0, 0] == pytest.approx(0.0) and model.b[0, 0] == pytest.approx(-2.0)
 
 
+@pytest.mark.solution('softmax')
 def test_updates_in_place_and_skips_frozen_models():
     model = OneParameterModel()
     W_array = model.W
@@ -61,6 +64,7 @@ def test_updates_in_place_and_skips_frozen_models():
     assert frozen.W[0, 0] == 1.0 and frozen.b[0, 0] == -2.0
 
 
+@pytest.mark.solution('softmax')
 def test_every_layer_of_a_network_has_its_own_velocity():
     np.random.seed(0)
     model = layers.build_mlp(3, [2], 2)
