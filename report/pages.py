@@ -22,7 +22,7 @@ from visualize import moving_average, plot_training_loss, save_figure  # noqa: E
 A4 = (8.27, 11.69)          # inches, portrait
 MARGIN = 0.6                # inches on every side
 TEXT_SIZE = 9.5             # points
-WRAP = 100                  # characters per line of body text at TEXT_SIZE
+WRAP = 94                   # characters per line of body text at TEXT_SIZE
 LINE = TEXT_SIZE * 1.45 / 72   # inches per line of body text
 
 
