@@ -132,7 +132,7 @@ class ReportWriter:
             path = self.figure_dir / f'{figure_name}.png'
             save_figure(page.fig, path, dpi=self.png_dpi, bbox_inches=page.plot_box)
             self.figures.append(f'{self.figure_dir.name}/{path.name}')
-        self.pdf.savefig(page.fig)
+        self.pdf.savefig(page.fig, dpi=200)       # dpi of the rasterized parts only
         if self.page_png_dir is not None:
             save_figure(page.fig, self.page_png_dir / f'page-{len(self.pages):02d}.png', dpi=80)
         plt.close(page.fig)
@@ -192,7 +192,9 @@ def plot_batch_losses(ax, entries):
             continue
         x = np.arange(1, len(losses) + 1) / entry['summary']['updates_per_epoch']
         window = smoothing_window(len(losses))
-        line, = ax.plot(x, losses, alpha=0.15, linewidth=0.6)
+        # Tens of thousands of raw points: drawn as an image inside the PDF (rasterized)
+        # to keep the file small; the moving average stays a vector line.
+        line, = ax.plot(x, losses, alpha=0.15, linewidth=0.6, rasterized=True)
         smooth = moving_average(losses, window)
         ax.plot(x[len(x) - len(smooth):], smooth, color=line.get_color(), linewidth=1.3,
                 label=f"{_legend_label(entry)} (avg of {window})")
