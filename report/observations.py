@@ -98,8 +98,12 @@ def observe_single(entry):
 # (b), (c): runs that differ in one setting
 # ---------------------------------------------------------------------------
 
-def observe_comparison(entries, vary=None):
-    """Observations on a group of runs that differ in one setting `vary`."""
+def observe_comparison(entries, vary=None, speed=True):
+    """Observations on a group of runs that differ in one setting `vary`.
+
+    speed=False leaves out the sentence on seconds per epoch (for settings
+    that do not change the work per epoch, where differences are noise).
+    """
     result = []
     best = best_observation(entries)
     if best:
@@ -108,9 +112,9 @@ def observe_comparison(entries, vary=None):
     if trend:
         result.append(trend)
     result.append(target_observation(entries))
-    speed = speed_observation(entries)
-    if speed:
-        result.append(speed)
+    timing = speed_observation(entries) if speed else None
+    if timing:
+        result.append(timing)
     result += stability_observations(entries)
     return result
 
