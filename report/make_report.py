@@ -1,7 +1,7 @@
 """Regenerate the homework's PDF report with one command (notes §1.3).
 
-    python report/make_report.py            # every experiment, ~1-2 minutes on a laptop
-    python report/make_report.py --quick    # a subset with 2 epochs, for CI (~15 s)
+    python report/make_report.py            # every experiment, about 30 s (12 runs of 10 epochs)
+    python report/make_report.py --quick    # a subset with 2 epochs, for CI (about 10 s)
     python report/make_report.py --force    # retrain even the runs in the cache
 
 It trains every run listed in EXPERIMENTS below (all with the same seed),
