@@ -28,6 +28,11 @@ def atomic_write(path, mode='wb'):
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        # mkstemp creates the file readable by its owner only; give it the
+        # permissions of an ordinary new file (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,5 +1,7 @@
 """Curves for the report: headless plotting, saving, the moving average, atomic writes."""
 
+import os
+
 import matplotlib
 
 matplotlib.use('Agg')
@@ -58,3 +60,6 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with atomic_write(path, 'w') as f:
         f.write('new')
     assert path.read_text() == 'new'
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, 'outputs get ordinary file permissions'
