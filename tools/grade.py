@@ -53,6 +53,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -227,16 +228,32 @@ def _read_records(path):
     return records
 
 
-def _tail(path, chars=2000):
-    with contextlib.suppress(OSError):
-        with open(path, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - chars))
-            return f.read().decode('utf-8', errors='replace')
-    return ''
+class OutputTail:
+    """Drain a pipe in a thread, keeping only the last `keep` bytes: a test
+    process that prints gigabytes costs neither memory nor disk."""
+
+    def __init__(self, pipe, keep=4000):
+        self.pipe, self.keep, self.data, self.total = pipe, keep, b'', 0
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self):
+        with contextlib.suppress(OSError, ValueError):
+            for chunk in iter(lambda: self.pipe.read1(65536), b''):
+                self.total += len(chunk)
+                self.data = (self.data + chunk)[-self.keep:]
+
+    def finish(self, timeout=5):
+        self.thread.join(timeout)
+        with contextlib.suppress(OSError):
+            self.pipe.close()
+        text = self.data.decode('utf-8', errors='replace')
+        if self.total > self.keep:
+            text = f"[... {self.total - self.keep} earlier bytes of output not kept ...]\n" + text
+        return text
 
 
-def run_pytest(folder, results_dir, assignment, student_files, time_limit, test_timeout):
+def run_pytest(folder, results_dir, assignment, student_files, time_limit, test_timeout, keyword=None):
     """Run pytest in `folder` with the grading plugin; never raises for a bad submission.
 
     Returns {'status': 'ok' | 'time limit' | 'crashed', 'tests': {nodeid: record},
@@ -258,8 +275,13 @@ def run_pytest(folder, results_dir, assignment, student_files, time_limit, test_
     }
     if 'SYSTEMROOT' in os.environ:  # Windows needs it to start Python
         env['SYSTEMROOT'] = os.environ['SYSTEMROOT']
+    # --capture=no: printed output goes to the pipe drained by OutputTail instead of
+    # pytest's capture files, which a chatty submission could grow without bound
+    # (the capsys fixture still works).
     command = [sys.executable, '-m', 'pytest', '-p', '_grading_plugin', '-p', 'no:cacheprovider',
-               '-q', '--tb=no', '--show-capture=no', '--color=no', '--continue-on-collection-errors']
+               '-q', '--tb=no', '--capture=no', '--color=no', '--continue-on-collection-errors']
+    if keyword:
+        command += ['-k', keyword]
 
     deadline = time.monotonic() + time_limit
     tests, collected, collect_errors, tags = {}, None, [], {}
@@ -267,25 +289,24 @@ def run_pytest(folder, results_dir, assignment, student_files, time_limit, test_
     for attempt in range(MAX_RUNS):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            status = 'time limit'
+            status = 'crashed' if status == 'crashed' else 'time limit'
             break
         results = results_dir / f'results-{attempt}.jsonl'
         skip = results_dir / f'skip-{attempt}.txt'
         skip.write_text('\n'.join(tests), encoding='utf-8')
-        log = results_dir / f'output-{attempt}.txt'
-        with open(log, 'wb') as out:
-            process = subprocess.Popen(
-                command, cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=dict(env, GRADER_RESULTS=str(results), GRADER_SKIP=str(skip)),
-                start_new_session=(os.name == 'posix'),
-                preexec_fn=_limit_resources if os.name == 'posix' else None)
-            try:
-                returncode, timed_out = process.wait(timeout=remaining), False
-            except subprocess.TimeoutExpired:
-                returncode, timed_out = None, True
-            _kill_group(process)  # also ends anything the tests left running
-            process.wait()
-        output = _tail(log)
+        process = subprocess.Popen(
+            command, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=dict(env, GRADER_RESULTS=str(results), GRADER_SKIP=str(skip)),
+            start_new_session=(os.name == 'posix'),
+            preexec_fn=_limit_resources if os.name == 'posix' else None)
+        reader = OutputTail(process.stdout)
+        try:
+            returncode, timed_out = process.wait(timeout=remaining), False
+        except subprocess.TimeoutExpired:
+            returncode, timed_out = None, True
+        _kill_group(process)  # also ends anything the tests left running
+        process.wait()
+        output = reader.finish()
 
         started = None
         for record in _read_records(results):
@@ -301,7 +322,7 @@ def run_pytest(folder, results_dir, assignment, student_files, time_limit, test_
                 tests[record['nodeid']] = record
                 started = None
         if timed_out:
-            status = 'time limit'
+            status = 'crashed' if status == 'crashed' else 'time limit'  # the first problem is the news
             if started:
                 tests[started] = {'nodeid': started, 'outcome': 'failed', 'exception': 'TimeLimit',
                                   'tags': tags.get(started, []),
@@ -323,7 +344,8 @@ def run_pytest(folder, results_dir, assignment, student_files, time_limit, test_
             'collect_errors': collect_errors, 'output': output}
 
 
-def grade_files(root, manifest, assignment, files, time_limit=None, test_timeout=None, keep=False):
+def grade_files(root, manifest, assignment, files, time_limit=None, test_timeout=None, keep=False,
+                keyword=None):
     """Run the grading tests on one set of student files; returns run_pytest's dict
     plus 'used' ({student file: 'submitted' | 'handout version' | 'missing'})."""
     spec = manifest['assignments'][assignment]
@@ -352,7 +374,8 @@ def grade_files(root, manifest, assignment, files, time_limit=None, test_timeout
                     used[name] = 'handout version' if name in spec['graded_files'] else 'missing'
             else:
                 used[name] = 'missing'
-        run = run_pytest(sandbox, results, assignment, spec['student_files'], time_limit, test_timeout)
+        run = run_pytest(sandbox, results, assignment, spec['student_files'], time_limit, test_timeout,
+                         keyword)
         run['used'] = used
         return run
     finally:
@@ -434,12 +457,12 @@ def score(run, expected, spec, manifest, secret_lines=()):
     return rows
 
 
-def grade_reference(root, manifest, assignment, time_limit=None, test_timeout=None):
+def grade_reference(root, manifest, assignment, time_limit=None, test_timeout=None, keyword=None):
     """Grade the reference's own student files: the expected test list and full marks."""
     spec = manifest['assignments'][assignment]
     files = {name: (Path(root) / name).read_bytes() for name in spec['student_files']
              if (Path(root) / name).is_file()}
-    run = grade_files(root, manifest, assignment, files, time_limit, test_timeout)
+    run = grade_files(root, manifest, assignment, files, time_limit, test_timeout, keyword=keyword)
     rows = score(run, run['collected'], spec, manifest)
     for error in run['collect_errors']:
         rows.append({'nodeid': error['nodeid'], 'hidden': False, 'outcome': 'failed', 'points': 0,
@@ -471,25 +494,32 @@ def find_submissions(folder):
     return found
 
 
-def grade_submission(root, manifest, assignment, name, path, expected, secret, time_limit, test_timeout, keep):
+def grade_submission(root, manifest, assignment, name, path, time_limit, test_timeout, keep, keyword=None):
+    """Read and run one submission; the scores are computed later, against the
+    reference's test list (see rows_of)."""
     spec = manifest['assignments'][assignment]
     try:
         files, notes = read_submission(path, spec)
     except SubmissionError as error:
-        rows = [{'nodeid': n, 'hidden': is_hidden(n, manifest), 'outcome': 'failed', 'points': 0,
-                 'max_points': points_of(n, spec), 'message': 'not run: the submission was refused'}
-                for n in expected]
-        return {'name': name, 'status': 'invalid submission', 'notes': [str(error)], 'rows': rows,
-                'used': {}, 'output': ''}
-    run = grade_files(root, manifest, assignment, files, time_limit, test_timeout, keep)
+        return {'name': name, 'status': 'invalid submission', 'notes': [str(error)], 'run': None,
+                'output': ''}
+    run = grade_files(root, manifest, assignment, files, time_limit, test_timeout, keep, keyword)
     for student_file, how in run['used'].items():
         if how == 'handout version':
             notes.append(f"{student_file} was not in your submission: graded the handout version "
                          f"(its TODOs raise NotImplementedError)")
         elif how == 'missing':
             notes.append(f"{student_file} was not in your submission")
-    return {'name': name, 'status': run['status'], 'notes': notes, 'used': run['used'],
-            'rows': score(run, expected, spec, manifest, secret), 'output': run['output']}
+    return {'name': name, 'status': run['status'], 'notes': notes, 'run': run, 'output': run['output']}
+
+
+def rows_of(result, expected, spec, manifest, secret):
+    """Per-test rows of a graded submission (all failed if it could not be run)."""
+    if result['run'] is None:
+        return [{'nodeid': n, 'hidden': is_hidden(n, manifest), 'outcome': 'failed', 'points': 0,
+                 'max_points': points_of(n, spec), 'message': 'not run: ' + result['status']}
+                for n in expected]
+    return score(result['run'], expected, spec, manifest, secret)
 
 
 def feedback_text(result, assignment, spec):
@@ -516,7 +546,7 @@ def feedback_text(result, assignment, spec):
 
 
 def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, jobs=None,
-                time_limit=None, test_timeout=None, keep=False, log=print):
+                time_limit=None, test_timeout=None, keep=False, keyword=None, log=print):
     """Grade every submission; write the CSV and the feedback files. Returns the results."""
     root = Path(root).resolve()
     manifest = handout.load_manifest(root / 'tools' / 'assignments.json')
@@ -529,30 +559,32 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
     secret = hidden_source_lines(root, manifest)
     log(f"Grading {len(submissions)} submissions of '{assignment}' with {jobs} parallel jobs ...")
 
+    # The reference runs in the pool beside the submissions: its test list and
+    # full marks are checked before any score is computed.
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        reference = grade_reference(root, manifest, assignment, time_limit, test_timeout)
-        if not reference['tests'] or reference['score'] != reference['max_score']:
-            failing = [f"{r['nodeid']}: {r['message']}" for r in reference['tests'] if r['outcome'] != 'passed']
-            raise SystemExit("the reference solution does not score full marks, so nothing was graded:\n  "
-                             + '\n  '.join(failing or ['no graded test found']))
-        expected = [r['nodeid'] for r in reference['tests']]
-        log(f"Reference: {reference['score']:g}/{reference['max_score']:g} over {len(expected)} tests")
-        futures = {pool.submit(grade_submission, root, manifest, assignment, name, path, expected, secret,
-                               time_limit, test_timeout, keep): name for name, path in submissions}
+        reference_future = pool.submit(grade_reference, root, manifest, assignment, time_limit,
+                                       test_timeout, keyword)
+        futures = {pool.submit(grade_submission, root, manifest, assignment, name, path,
+                               time_limit, test_timeout, keep, keyword): name for name, path in submissions}
         results = []
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
             name = futures[future]
             try:
                 result = future.result()
             except Exception as error:  # a grader bug must not lose the other students' grades
-                result = {'name': name, 'status': f'grader error: {error}', 'notes': [], 'used': {},
-                          'output': '', 'rows': [{'nodeid': n, 'hidden': is_hidden(n, manifest),
-                                                  'outcome': 'failed', 'points': 0,
-                                                  'max_points': points_of(n, spec),
-                                                  'message': 'not graded (grader error)'} for n in expected]}
+                result = {'name': name, 'status': f'grader error: {error!r}', 'notes': [], 'run': None,
+                          'output': ''}
             results.append(result)
-            total = sum(r['points'] for r in result['rows'])
-            log(f"[{done}/{len(submissions)}] {name}: {total:g}/{reference['max_score']:g} ({result['status']})")
+            log(f"[{done}/{len(submissions)}] {name}: graded ({result['status']})")
+        reference = reference_future.result()
+    if not reference['tests'] or reference['score'] != reference['max_score']:
+        failing = [f"{r['nodeid']}: {r['message']}" for r in reference['tests'] if r['outcome'] != 'passed']
+        raise SystemExit("the reference solution does not score full marks, so no grade was written:\n  "
+                         + '\n  '.join(failing or ['no graded test found']))
+    expected = [r['nodeid'] for r in reference['tests']]
+    log(f"Reference: {reference['score']:g}/{reference['max_score']:g} over {len(expected)} tests")
+    for result in results:
+        result['rows'] = rows_of(result, expected, spec, manifest, secret)
     results.sort(key=lambda r: r['name'])
 
     with atomic_write(out_csv, 'w', newline='', encoding='utf-8') as f:
@@ -581,6 +613,8 @@ def main(argv=None):
     parser.add_argument('--jobs', type=int, default=None, help='parallel submissions (default: available cores)')
     parser.add_argument('--time-limit', type=float, default=None, help='seconds per submission (default: manifest)')
     parser.add_argument('--test-timeout', type=float, default=None, help='seconds per test (default: manifest)')
+    parser.add_argument('-k', '--keyword', help="grade only the tests matching this pytest -k expression "
+                        "(e.g. to regrade one test; the scores then cover those tests only)")
     parser.add_argument('--keep', action='store_true', help='keep the temporary sandboxes (debugging)')
     parser.add_argument('--root', default=str(handout.REPO), help='reference folder (default: this repository)')
     args = parser.parse_args(argv)
@@ -596,7 +630,7 @@ def main(argv=None):
         print(f"error: {args.submissions} is not a folder", file=sys.stderr)
         return 2
     grade_class(root, args.submissions, args.out, assignment, args.feedback, args.jobs,
-                args.time_limit, args.test_timeout, args.keep)
+                args.time_limit, args.test_timeout, args.keep, args.keyword)
     return 0
 
 
