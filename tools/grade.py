@@ -583,9 +583,11 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
                          + '\n  '.join(failing or ['no graded test found']))
     expected = [r['nodeid'] for r in reference['tests']]
     log(f"Reference: {reference['score']:g}/{reference['max_score']:g} over {len(expected)} tests")
+    results.sort(key=lambda r: r['name'])
     for result in results:
         result['rows'] = rows_of(result, expected, spec, manifest, secret)
-    results.sort(key=lambda r: r['name'])
+        total = sum(r['points'] for r in result['rows'])
+        log(f"  {result['name']}: {total:g}/{reference['max_score']:g} ({result['status']})")
 
     with atomic_write(out_csv, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
