@@ -43,7 +43,7 @@ class SGD(object):
 
             # # Weight update without momentum
             # param += -self.learning_rate * grad
-            ### BEGIN SOLUTION softmax
+            ### BEGIN SOLUTION softmax mlp
             v = self.momentum * v - self.learning_rate * grad
             param += v
             ### END SOLUTION
