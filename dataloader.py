@@ -25,6 +25,7 @@ Splits: the MNIST training file holds 60000 images. 'train' is the first
 separate t10k file. The test split is for the final evaluation only.
 """
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -42,6 +43,7 @@ __all__ = [
     'IDXFormatError',
     'read_idx',
     'write_idx',
+    'atomic_write',
     'load_mnist',
     'Dataset',
     'IterationBatchSampler',
@@ -199,6 +201,37 @@ def read_idx(path):
     return _parse_idx(data, path)
 
 
+@contextlib.contextmanager
+def atomic_write(path, mode='wb', **open_kwargs):
+    """Open a temporary file beside `path`; on success rename it to `path`.
+
+    The bytes go to a temporary file in the same folder, which then replaces
+    `path` in one step (os.replace). A reader therefore sees either the old
+    file or the complete new one, never half a file, and an interrupted write
+    leaves the previous version in place. Every output of the project (data,
+    figures, JSON, PDF, grades) is written this way.
+
+    Usage: with atomic_write('results.json', 'w') as f: f.write(...)
+    `open_kwargs` (encoding, newline, ...) go to the file's open().
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+        # mkstemp creates the file readable by its owner only; give it the
+        # permissions of an ordinary new file (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
 def write_idx(path, array):
     """Write a uint8 array as an IDX file (the inverse of `read_idx`).
 
@@ -207,10 +240,7 @@ def write_idx(path, array):
       otherwise it is written raw.
     - array: uint8 array of any shape with at least one dimension.
 
-    The file is written atomically: the bytes go to a temporary file in the
-    same folder, which then replaces `path` in one step (os.replace). A reader
-    therefore sees either the old file or the complete new one, never half a
-    file, even if the program is interrupted.
+    The file is written atomically (see atomic_write).
     """
     path = Path(path)
     array = np.asarray(array)
@@ -232,19 +262,8 @@ def write_idx(path, array):
         # be ten times slower for a file only about 1% smaller.
         data = gzip.compress(data, compresslevel=6, mtime=0)
 
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as temp_file:
-            temp_file.write(data)
-        # mkstemp makes the file private (0600); a data file should be
-        # readable like any other file.
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        # Do not leave a half-written temporary file behind.
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
-        raise
+    with atomic_write(path, 'wb') as f:
+        f.write(data)
 
 
 # ---------------------------------------------------------------------------

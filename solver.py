@@ -21,11 +21,11 @@ import time
 
 import numpy as np
 
-from dataloader import build_dataloader
+from dataloader import atomic_write, build_dataloader
 from layers import build_mlp
 from loss import SoftmaxCrossEntropyLoss
 from optimizer import SGD
-from visualize import atomic_write, plot_loss_and_acc
+from visualize import plot_loss_and_acc
 
 
 # ---------------------------------------------------------------------------

@@ -5,39 +5,13 @@ per epoch, as in the original homework framework. It works without a screen
 (matplotlib falls back to its Agg backend) and can save the figure to a file.
 """
 
-import contextlib
 import os
-import tempfile
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-
-@contextlib.contextmanager
-def atomic_write(path, mode='wb'):
-    """Open a temporary file beside `path`; on success rename it to `path`.
-
-    A reader never sees a half-written file, and an interrupted write leaves
-    the previous version in place.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        # mkstemp creates the file readable by its owner only; give it the
-        # permissions of an ordinary new file (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+from dataloader import atomic_write
 
 
 def save_figure(fig, path, **kwargs):

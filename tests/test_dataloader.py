@@ -3,7 +3,6 @@
 One test at the end checks the real MNIST files shipped in data/.
 """
 
-import gzip
 import hashlib
 import os
 from pathlib import Path

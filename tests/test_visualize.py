@@ -9,7 +9,8 @@ matplotlib.use('Agg')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from visualize import atomic_write, moving_average, plot_loss_and_acc, plot_training_loss  # noqa: E402
+from dataloader import atomic_write  # noqa: E402
+from visualize import moving_average, plot_loss_and_acc, plot_training_loss  # noqa: E402
 
 
 def test_plot_loss_and_acc_draws_one_line_per_label_and_saves(tmp_path):

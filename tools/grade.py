@@ -59,10 +59,12 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 TOOLS = Path(__file__).resolve().parent
-if str(TOOLS) not in sys.path:
-    sys.path.insert(0, str(TOOLS))
+for folder in (TOOLS.parent, TOOLS):   # the framework's modules, and tools/handout.py
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 import handout  # noqa: E402  (tools/handout.py: manifest, file lists, regions)
+from dataloader import atomic_write  # noqa: E402  (temporary file, then rename)
 
 PLUGIN = TOOLS / '_grading_plugin.py'
 MAX_FILE_BYTES = 5 * 2 ** 20          # one submitted file
@@ -81,22 +83,6 @@ class SubmissionError(Exception):
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_write(path, mode='w', **kwargs):
-    """Write to a temporary file beside path, then rename it over path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
 
 def available_cores():
     try:
