@@ -1,16 +1,20 @@
-"""tools/grade.py on a crafted class: correct, wrong gradient, loop-based,
-crashing, hanging, missing file, noisy (prints megabytes, writes outside its
-folder) and an unsafe zip. One grading run (in parallel, short time limits)
+"""tools/grade.py on a crafted class: correct, written for the original
+framework, wrong gradient, loop-based, crashing, hanging, missing file, noisy
+(prints megabytes, writes outside its folder) and an unsafe zip. One grading run (in parallel, short time limits)
 is shared by all the checks below. Instructor-only: not in the handouts."""
 
 import csv
 import os
 import subprocess
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / 'hidden'))
+from test_original_framework import ORIGINAL_LOSS, ORIGINAL_OPTIMIZER  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The notebook and the full-MNIST test take most of a grading run; they are
@@ -37,6 +41,9 @@ def make_class(folder):
             (folder / name / file_name).write_text(text)
 
     write_folder('correct', {'loss.py': LOSS, 'optimizer.py': OPTIMIZER})
+    # loss.py and optimizer.py as a student of the original homework framework wrote them
+    write_folder('original_framework', {'loss.py': textwrap.dedent(ORIGINAL_LOSS),
+                                        'optimizer.py': textwrap.dedent(ORIGINAL_OPTIMIZER)})
     # a zip whose files sit in a sub-folder, with twice the right grad_W
     wrong = edited(LOSS, "        self.grad_W, self.grad_b = affine_grads(self.Input, delta)\n",
                    "        self.grad_W, self.grad_b = affine_grads(self.Input, delta)\n"
@@ -100,7 +107,7 @@ def score(row):
 
 
 def test_every_submission_gets_a_row_and_a_feedback_file(graded):
-    names = {'correct', 'wrong_gradient', 'loop_based', 'crashing', 'hanging', 'missing_file', 'noisy',
+    names = {'correct', 'original_framework', 'wrong_gradient', 'loop_based', 'crashing', 'hanging', 'missing_file', 'noisy',
              'traversal'}
     assert set(graded['rows']) == names
     assert set(graded['feedback']) == names
@@ -108,7 +115,7 @@ def test_every_submission_gets_a_row_and_a_feedback_file(graded):
 
 
 def test_correct_and_noisy_submissions_score_full_marks(graded):
-    for name in ('correct', 'noisy'):
+    for name in ('correct', 'original_framework', 'noisy'):
         got, maximum = score(graded['rows'][name])
         assert got == maximum > 0, graded['feedback'][name]
     # what the noisy one wrote outside its folder stayed in the grader's scratch space

@@ -9,6 +9,7 @@ import pytest
 import loss as loss_module
 from gradcheck import assert_close, check_gradient
 from loss import SoftmaxCrossEntropyLoss
+from optimizer import SGD
 
 
 def make_model(num_input=6, num_output=4, seed=0):
@@ -45,7 +46,8 @@ def test_forward_against_hand_computation():
     ce1 = -math.log(math.exp(0) / (math.exp(0) + math.exp(-2) + math.exp(1)))
     loss, acc = model.forward(Input, labels)
     assert isinstance(loss, float) and isinstance(acc, float)
-    assert loss == pytest.approx((ce0 + ce1) / 2, rel=1e-12)
+    # rel=1e-9, not tighter: log(prob + EPS), as the original homework suggests, is off by ~EPS/prob
+    assert loss == pytest.approx((ce0 + ce1) / 2, rel=1e-9)
     assert acc == 0.5  # sample 0 right (class 1), sample 1 wrong (predicts 2)
 
 
@@ -90,15 +92,24 @@ def test_extreme_logits_give_finite_loss_and_gradients():
     with np.errstate(over='raise', invalid='raise', divide='raise'):
         loss, acc = model.forward(Input, np.array([0, 1, 2, 3]))
         model.gradient_computing()
-    assert math.isfinite(loss) and loss > 100
+    # Every sample is wrong by a huge margin. A log-softmax gives a loss in the millions;
+    # log(prob + EPS), the original homework's idiom, caps it at -ln(1e-11) = 25.3. Both are fine.
+    assert acc == 0.0 and math.isfinite(loss) and loss > 20
     assert np.all(np.isfinite(model.grad_W)) and np.all(np.isfinite(model.grad_b))
 
 
 @pytest.mark.solution('softmax')
-def test_float32_training_stays_float32():
+def test_float32_training_keeps_float32_parameters():
+    """Not graded (0 points in tools/assignments.json): float64 is slower, not wrong."""
     model = make_model()
     Input = np.random.default_rng(4).normal(size=(3, 6)).astype(np.float32)
-    model.forward(Input, np.array([0, 1, 2]))
+    loss, acc = model.forward(Input, np.array([0, 1, 2]))
     model.gradient_computing()
-    assert model.W.dtype == np.float32 and model.grad_W.dtype == np.float32
-    assert model.grad_b.dtype == np.float32
+    SGD(model, learning_rate=0.1, momentum=0.9).step()
+    assert isinstance(float(loss), float)
+    for name in ('W', 'b'):
+        dtype = getattr(model, name).dtype
+        assert dtype == np.float32, (
+            f"{name} became {dtype} while training on float32 data: something upcasts to float64 "
+            f"(for example np.eye(C) is float64; np.eye(C, dtype=Input.dtype) is not). "
+            f"Training is then about twice as slow, but not wrong.")

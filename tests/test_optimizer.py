@@ -64,7 +64,7 @@ def test_updates_in_place_and_skips_frozen_models():
     assert frozen.W[0, 0] == 1.0 and frozen.b[0, 0] == -2.0
 
 
-@pytest.mark.solution('softmax')
+@pytest.mark.solution('mlp')  # SGD on a Network: the MLP assignment's path
 def test_every_layer_of_a_network_has_its_own_velocity():
     np.random.seed(0)
     model = layers.build_mlp(3, [2], 2)
