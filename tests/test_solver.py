@@ -4,12 +4,16 @@ divergence, the command line and the accuracy bar on the real MNIST.
 tests/hidden/, since that test holds a complete solution.)"""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import solver as solver_module
+from dataloader import build_dataloader
+from loss import SoftmaxCrossEntropyLoss
+from optimizer import SGD
 from solver import CFG_SCHEMA, Solver, TrainingDiverged, validate_cfg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,6 +161,33 @@ def test_command_line_trains_tests_and_saves(tiny_mnist, tmp_path, capsys):
 
 
 # ----- the real MNIST -----
+
+@pytest.mark.solution('softmax')
+def test_recipe_step_1_initial_loss_is_about_ln_10():
+    """Notes §4.4 step 1: before training, the loss is close to -ln(1/10) = 2.30."""
+    np.random.seed(0)
+    images, labels = build_dataloader(str(MNIST), 1, 1000, mode='val').dataset[np.arange(1000)]
+    loss, acc = SoftmaxCrossEntropyLoss(784, 10).forward(images, labels)
+    assert abs(loss - math.log(10)) < 0.5, f"initial loss {loss:.3f}, expected about ln 10 = 2.303"
+    assert acc < 0.3
+
+
+@pytest.mark.solution('softmax')
+def test_recipe_step_2_overfits_a_small_sample():
+    """Notes §4.4 step 2: on 50 training images the model must reach 100% training accuracy."""
+    np.random.seed(0)
+    images, labels = build_dataloader(str(MNIST), 1, 50, mode='train').dataset[np.arange(50)]
+    model = SoftmaxCrossEntropyLoss(784, 10)
+    optimizer = SGD(model, learning_rate=0.1, momentum=0.9)
+    first_loss, _ = model.forward(images, labels)
+    for step in range(100):
+        loss, acc = model.forward(images, labels)
+        model.gradient_computing()
+        optimizer.step()
+    assert acc == 1.0 and loss < first_loss / 10, (
+        f"after 100 steps on 50 images: accuracy {acc:.2f}, loss {loss:.4f} (started at {first_loss:.4f}); "
+        f"a model that cannot overfit a tiny set has a wrong gradient or update")
+
 
 @pytest.mark.solution('softmax')
 def test_default_homework_cfg_clears_92_percent_on_mnist_test_set():
