@@ -138,14 +138,6 @@ def test_divergence_is_reported_and_history_kept(tiny_mnist):
     assert solver.history['iter_loss'] == [1.0, 1.0]  # the batches before the failure are kept
 
 
-@pytest.mark.solution('mlp')
-def test_hidden_sizes_train_an_mlp(tiny_mnist):
-    solver = Solver(quiet_cfg(tiny_mnist, hidden_sizes=[32], max_epoch=3))
-    solver.train()
-    assert [type(layer).__name__ for layer in solver.model.layers] == ['FCLayer', 'ReLU', 'FCLayer']
-    assert solver.test()[1] >= 0.9
-
-
 @pytest.mark.solution('softmax')
 def test_command_line_trains_tests_and_saves(tiny_mnist, tmp_path, capsys):
     plot, history = tmp_path / 'curves.png', tmp_path / 'history.json'
