@@ -177,6 +177,25 @@ def xavier_init(num_input, num_output):
     return W, b
 
 
+def check_batch(layer, Input, num_input, labels=None):
+    """Clear errors for the shapes that most often go wrong, before NumPy's own.
+
+    Inputs:
+    - layer: the layer checking (named in the message)
+    - Input: should be an (N, num_input) array
+    - labels: optional, should hold N labels: (N,) class ids or (N, C) one-hot
+    """
+    shape = np.shape(Input)
+    if len(shape) != 2 or shape[1] != num_input:
+        hint = (" Flatten the images first: images.reshape(len(images), -1)."
+                if len(shape) > 2 and int(np.prod(shape[1:])) == num_input else "")
+        raise ValueError(f"{type(layer).__name__} expects Input of shape (batch_size, {num_input}), "
+                         f"got {shape}.{hint}")
+    if labels is not None and len(labels) != shape[0]:
+        raise ValueError(f"{type(layer).__name__}: {shape[0]} inputs but {len(labels)} labels; "
+                         f"there must be one label per input row")
+
+
 def param_names_of(layer):
     """Names of a layer's parameters. A layer that does not list `param_names`
     is taken to be the course's (W, b) layer, so that a homework model written
@@ -236,6 +255,7 @@ class FCLayer(Layer):
 
     def forward(self, Input):
         """Input (N, num_input) -> u (N, num_output); keeps Input for backward."""
+        check_batch(self, Input, self.num_input)
         match_dtype(self, Input)
         self.Input = Input
         return affine_forward(Input, self.W, self.b)

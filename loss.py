@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from layers import match_dtype, xavier_init
+from layers import check_batch, match_dtype, xavier_init
 
 # a small number to prevent dividing by zero, maybe useful for you
 EPS = 1e-11
@@ -43,7 +43,8 @@ class SoftmaxCrossEntropyLoss(object):
           Returns (loss, acc): the average cross-entropy loss and the average
           accuracy over the minibatch, as Python floats.
         """
-        # W and b follow the dtype of the data (float32 when training).
+        # A clear error for wrong shapes; W and b follow the dtype of the data (float32 when training).
+        check_batch(self, Input, self.num_input, labels)
         match_dtype(self, Input)
 
         ############################################################################

@@ -171,3 +171,8 @@ def test_parameters_lists_trainable_layers_only_and_explains_missing_gradients()
     model.layers[0].grad_W = np.zeros((2, 3))
     with pytest.raises(ValueError, match=r"grad_W has shape \(2, 3\) but W has shape \(3, 2\)"):
         list(layers.parameters(model))
+
+
+def test_fc_layer_explains_a_wrong_input_width():
+    with pytest.raises(ValueError, match=r"FCLayer expects Input of shape \(batch_size, 3\), got \(2, 4\)"):
+        layers.FCLayer(3, 2).forward(np.ones((2, 4)))

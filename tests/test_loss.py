@@ -113,3 +113,12 @@ def test_float32_training_keeps_float32_parameters():
             f"{name} became {dtype} while training on float32 data: something upcasts to float64 "
             f"(for example np.eye(C) is float64; np.eye(C, dtype=Input.dtype) is not). "
             f"Training is then about twice as slow, but not wrong.")
+
+
+def test_wrong_shapes_get_a_clear_error():
+    model = make_model(784, 10)
+    with pytest.raises(ValueError, match=r"expects Input of shape \(batch_size, 784\), got \(4, 28, 28\)\. "
+                                         r"Flatten the images first"):
+        model.forward(np.zeros((4, 28, 28)), np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match="4 inputs but 5 labels"):
+        model.forward(np.zeros((4, 784)), np.zeros(5, dtype=int))
