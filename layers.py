@@ -247,10 +247,13 @@ class FCLayer(Layer):
     """
     param_names = ('W', 'b')
 
-    def __init__(self, num_input, num_output, trainable=True):
+    def __init__(self, num_input, num_output, trainable=True, input_grad=True):
+        """input_grad=False for the first layer of a network: there is no layer
+        below to pass a delta to, so backward skips that matrix product."""
         self.num_input = num_input
         self.num_output = num_output
         self.trainable = trainable
+        self.input_grad = input_grad
         self.W, self.b = xavier_init(num_input, num_output)
 
     def forward(self, Input):
@@ -264,9 +267,12 @@ class FCLayer(Layer):
         """delta (N, num_output) -> delta of the layer below (N, num_input).
 
         Sets grad_W and grad_b; the delta passed down is delta @ W^T, the
-        vector form of delta_i = sum_j delta_j w_ji (notes §2.3.3).
+        vector form of delta_i = sum_j delta_j w_ji (notes §2.3.3). Returns
+        None when input_grad is False (the first layer of a network).
         """
         self.grad_W, self.grad_b = affine_grads(self.Input, delta)
+        if not self.input_grad:
+            return None
         ### BEGIN SOLUTION mlp
         return delta @ self.W.T
         ### END SOLUTION
@@ -402,12 +408,13 @@ def build_mlp(num_input, hidden_sizes, num_output, activation=ReLU):
 
     build_mlp(784, [], 10) is the homework's softmax regression;
     build_mlp(784, [256], 10) has one hidden layer of 256 ReLU units.
+    The first layer does not compute a delta for the input (input_grad=False).
     """
     layers, width = [], num_input
     for hidden in hidden_sizes:
-        layers += [FCLayer(width, hidden), activation()]
+        layers += [FCLayer(width, hidden, input_grad=bool(layers)), activation()]
         width = hidden
-    layers.append(FCLayer(width, num_output))
+    layers.append(FCLayer(width, num_output, input_grad=bool(layers)))
     return Classifier(Network(layers))
 
 

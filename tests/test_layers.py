@@ -176,3 +176,12 @@ def test_parameters_lists_trainable_layers_only_and_explains_missing_gradients()
 def test_fc_layer_explains_a_wrong_input_width():
     with pytest.raises(ValueError, match=r"FCLayer expects Input of shape \(batch_size, 3\), got \(2, 4\)"):
         layers.FCLayer(3, 2).forward(np.ones((2, 4)))
+
+
+def test_first_layer_of_an_mlp_skips_the_input_delta():
+    model = layers.build_mlp(4, [3], 2)
+    assert [getattr(layer, 'input_grad', None) for layer in model.layers] == [False, None, True]
+    model.forward(np.ones((2, 4)), np.array([0, 1]))
+    model.gradient_computing()  # still sets the first layer's gradients
+    assert model.layers[0].grad_W.shape == (4, 3)
+    assert model.network.backward(np.ones((2, 2))) is None
