@@ -60,8 +60,8 @@ def run(args):
     """Run a command with the venv's Python from the project folder; return its exit code.
 
     One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself: on a 2-core
-    machine it is faster for the homework model (0.106 against 0.135 s per
-    epoch, tools/bench.py) and does not collapse when another process is busy.
+    machine it is as fast as two or faster for the homework model (README,
+    Speed) and does not collapse when another process is busy.
     """
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
     env.setdefault('MPLBACKEND', 'Agg')
