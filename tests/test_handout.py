@@ -46,11 +46,31 @@ def test_softmax_handout_has_no_solution_text(softmax_handout):
     assert not list(softmax_handout.rglob('*.pyc'))
 
 
-def test_softmax_handout_leaves_out_hidden_tests_tools_and_the_report(softmax_handout):
+def test_softmax_handout_leaves_out_hidden_tests_tools_and_the_reference_report(softmax_handout):
     present = {p.relative_to(softmax_handout).as_posix() for p in softmax_handout.rglob('*') if p.is_file()}
     assert {'loss.py', 'optimizer.py', 'layers.py', 'solver.py', 'dataloader.py', 'tests/test_loss.py',
             'tests/test_selfcheck.py', 'tests/gradcheck.py'} <= present
-    assert not any(p.startswith(('tests/hidden/', 'report/', '.git/')) for p in present)
+    assert not any(p.startswith(('tests/hidden/', '.git/')) for p in present)
+    # students make their report from their own code
+    assert {'report/make_report.py', 'report/README.md'} <= present
+
+
+def test_generated_outputs_never_ship(tmp_path):
+    """The reference report, caches and outputs lying in the instructor's tree stay out."""
+    import shutil
+    root = tmp_path / 'reference'
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns('.git', '.venv', '__pycache__', 'data'))
+    (root / 'data').mkdir()
+    generated = ['report/report.pdf', 'report/results.json', 'report/figures/02-default.png',
+                 'report/quick/report.pdf', 'report/cache/run-0.json', 'outputs/curves.png']
+    for rel in generated:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text('generated')
+    out = tmp_path / 'handout'
+    handout.make_handout(root, out, 'softmax', MANIFEST)
+    present = {p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file()}
+    assert 'report/make_report.py' in present
+    assert not set(generated) & present
     assert not {'tools/handout.py', 'tools/grade.py', 'tools/assignments.json', 'tests/test_layers.py'} & present
 
 
