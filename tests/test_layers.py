@@ -178,6 +178,7 @@ def test_fc_layer_explains_a_wrong_input_width():
         layers.FCLayer(3, 2).forward(np.ones((2, 4)))
 
 
+@pytest.mark.solution('mlp')
 def test_first_layer_of_an_mlp_skips_the_input_delta():
     model = layers.build_mlp(4, [3], 2)
     assert [getattr(layer, 'input_grad', None) for layer in model.layers] == [False, None, True]
