@@ -249,6 +249,7 @@ def summarize(record, target):
         'final_train_acc': last('train_acc'),
         'final_val_loss': last('val_loss'),
         'final_val_acc': last('val_acc'),
+        'n_val': record['data']['n_val'],
         'best_val_acc': max(history['val_acc']) if history['val_acc'] else None,
         'test_loss': record['test_loss'],
         'test_acc': record['test_acc'],

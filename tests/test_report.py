@@ -274,7 +274,7 @@ def summary(val_acc, status='ok', test_acc=0.9, sec=0.1, **extra):
     result = {'status': status, 'final_val_acc': val_acc[-1] if val_acc else None,
               'test_acc': test_acc, 'final_train_acc': 0.9, 'final_train_loss': 0.3,
               'initial_loss': 2.3, 'max_batch_loss': 3.0, 'sec_per_epoch': sec,
-              'updates_per_epoch': 10, 'val_target': 0.9, 'epochs_completed': len(val_acc),
+              'updates_per_epoch': 10, 'val_target': 0.9, 'epochs_completed': len(val_acc), 'n_val': 5000,
               'epochs_to_target': to_target, 'seconds_to_target': to_target and to_target * sec,
               'diverged_at': None}
     result.update(extra)
@@ -292,6 +292,14 @@ def test_observation_sentences_follow_the_numbers():
     assert 'lr = 0.01 never (in 2 epochs)' in target['text']
     assert target['facts']['epochs_to_target'] == {'lr = 0.01': None, 'lr = 0.1': 1,
                                                    'lr = 1.0': 1}
+
+    # a margin smaller than two standard errors on n_val images is called noise
+    close = [{'label': 'a', 'value': 0, 'summary': summary([0.936], n_val=5000)},
+             {'label': 'b', 'value': 1, 'summary': summary([0.9362], n_val=5000)}]
+    found = observations.best_observation(close)
+    assert found['facts']['noise'] == pytest.approx(2 * (0.9362 * 0.0638 / 5000) ** 0.5)
+    assert 'within the noise' in found['text'] and '5000 validation images are 0.69 points' in found['text']
+    assert 'noise' not in observations.best_observation(entries)['facts']   # 2 points apart on 5000 images
 
     tie = [dict(e, summary=summary([0.93])) for e in entries[:2]]
     assert 'tie at 93.00%' in observations.best_observation(tie)['text']
