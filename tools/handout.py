@@ -120,33 +120,22 @@ def _under(rel, folders):
 def list_files(root, manifest, include_hidden=False, include_instructor=False, extra_exclude=()):
     """Relative (posix) paths of the regular files of the reference to copy."""
     root = Path(root)
-    skip_dirs = list(manifest['never_copy']) + list(extra_exclude)
+    skip = list(manifest['never_copy']) + list(extra_exclude)
+
+    def excluded(rel, path):
+        return (os.path.islink(path) or _matches(rel, skip) or _under(rel, extra_exclude)
+                or (not include_instructor and _under(rel, manifest['instructor_only']))
+                or (not include_hidden and _under(rel, [manifest['hidden_tests_dir']])))
+
     out = []
     for folder, dirs, files in os.walk(root):
         rel_folder = Path(folder).relative_to(root).as_posix()
-        rel_folder = '' if rel_folder == '.' else rel_folder + '/'
-        kept = []
-        for d in sorted(dirs):
-            rel = rel_folder + d
-            if os.path.islink(os.path.join(folder, d)) or _matches(rel, skip_dirs) or _under(rel, extra_exclude):
-                continue
-            if not include_instructor and _under(rel, manifest['instructor_only']):
-                continue
-            if not include_hidden and _under(rel, [manifest['hidden_tests_dir']]):
-                continue
-            kept.append(d)
-        dirs[:] = kept
+        prefix = '' if rel_folder == '.' else rel_folder + '/'
+        dirs[:] = [d for d in sorted(dirs) if not excluded(prefix + d, os.path.join(folder, d))]
         for name in sorted(files):
-            rel = rel_folder + name
             path = os.path.join(folder, name)
-            if (os.path.islink(path) or not os.path.isfile(path) or _matches(rel, skip_dirs)
-                    or _under(rel, extra_exclude)):
-                continue
-            if not include_instructor and _under(rel, manifest['instructor_only']):
-                continue
-            if not include_hidden and _under(rel, [manifest['hidden_tests_dir']]):
-                continue
-            out.append(rel)
+            if os.path.isfile(path) and not excluded(prefix + name, path):
+                out.append(prefix + name)
     return out
 
 
