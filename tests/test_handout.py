@@ -237,3 +237,13 @@ def test_validation_passes_on_the_reference():
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'reference: ' in result.stdout and 'Validation passed for: softmax' in result.stdout
     assert 'marked ones fail (as they must)' in result.stdout
+
+
+def test_instructor_notes_stay_out_of_the_handout_readme(softmax_handout):
+    reference, student = (REPO / 'README.md').read_text(), (softmax_handout / 'README.md').read_text()
+    assert '## Instructors' in reference and '## Instructors' not in student
+    assert 'INSTRUCTORS -->' not in student
+    assert '## Quick start' in student and '## Dependencies' in student
+    assert handout.strip_instructor_notes('a\n<!-- BEGIN INSTRUCTORS -->\nsecret\n<!-- END INSTRUCTORS -->\nb\n') == 'a\nb\n'
+    with pytest.raises(handout.HandoutError, match='unbalanced'):
+        handout.strip_instructor_notes('<!-- BEGIN INSTRUCTORS -->\nsecret\n')

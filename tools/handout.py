@@ -302,7 +302,21 @@ def handout_text(root, rel, assignment, known_tags):
     if rel.endswith('.py'):
         text = path.read_text(encoding='utf-8')
         return strip_regions(text, rel, assignment, known_tags, 'code', filename=rel)
+    if rel.endswith('.md'):
+        return strip_instructor_notes(path.read_text(encoding='utf-8')), 0, 0
     return None, 0, 0
+
+
+INSTRUCTOR_NOTES_RE = re.compile(r'\n?<!-- BEGIN INSTRUCTORS -->.*?<!-- END INSTRUCTORS -->\n?', re.S)
+
+
+def strip_instructor_notes(text):
+    """Markdown without its instructor-only parts: the text between the lines
+    <!-- BEGIN INSTRUCTORS --> and <!-- END INSTRUCTORS --> (invisible when
+    rendered), e.g. the README's section on releasing and grading."""
+    if text.count('<!-- BEGIN INSTRUCTORS -->') != text.count('<!-- END INSTRUCTORS -->'):
+        raise HandoutError('unbalanced <!-- BEGIN INSTRUCTORS --> / <!-- END INSTRUCTORS --> markers')
+    return INSTRUCTOR_NOTES_RE.sub('\n', text)
 
 
 # ---------------------------------------------------------------------------
