@@ -307,16 +307,24 @@ def handout_text(root, rel, assignment, known_tags):
     return None, 0, 0
 
 
-INSTRUCTOR_NOTES_RE = re.compile(r'\n?<!-- BEGIN INSTRUCTORS -->.*?<!-- END INSTRUCTORS -->\n?', re.S)
-
-
 def strip_instructor_notes(text):
-    """Markdown without its instructor-only parts: the text between the lines
-    <!-- BEGIN INSTRUCTORS --> and <!-- END INSTRUCTORS --> (invisible when
-    rendered), e.g. the README's section on releasing and grading."""
-    if text.count('<!-- BEGIN INSTRUCTORS -->') != text.count('<!-- END INSTRUCTORS -->'):
-        raise HandoutError('unbalanced <!-- BEGIN INSTRUCTORS --> / <!-- END INSTRUCTORS --> markers')
-    return INSTRUCTOR_NOTES_RE.sub('\n', text)
+    """Markdown without its instructor-only parts: the lines between a line
+    <!-- BEGIN INSTRUCTORS --> and a line <!-- END INSTRUCTORS --> (invisible
+    when rendered), e.g. the README's section on releasing and grading."""
+    kept, inside = [], False
+    for line in text.splitlines(keepends=True):
+        marker = line.strip()
+        if marker == '<!-- BEGIN INSTRUCTORS -->' and not inside:
+            inside = True
+        elif marker == '<!-- END INSTRUCTORS -->' and inside:
+            inside = False
+        elif marker in ('<!-- BEGIN INSTRUCTORS -->', '<!-- END INSTRUCTORS -->'):
+            raise HandoutError(f'unbalanced instructor notes: unexpected {marker}')
+        elif not inside:
+            kept.append(line)
+    if inside:
+        raise HandoutError('unbalanced instructor notes: <!-- BEGIN INSTRUCTORS --> is never closed')
+    return ''.join(kept)
 
 
 # ---------------------------------------------------------------------------
