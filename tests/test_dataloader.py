@@ -85,48 +85,26 @@ def test_write_idx_rejects_non_uint8(tmp_path):
     assert not list(tmp_path.iterdir()), 'nothing should be written'
 
 
-def test_read_idx_bad_magic(tmp_path):
-    path = tmp_path / 'bad-magic'
-    path.write_bytes(idx_bytes([1, 0, 0x08, 1, 0, 0, 0, 2], b'\x00\x01'))
-    with pytest.raises(IDXFormatError, match='not an IDX file') as info:
+# Damaged files: (file name, its bytes, what the error must say). Every
+# message must also name the file and say how to get a good copy.
+DAMAGED_FILES = [
+    ('bad-magic', idx_bytes([1, 0, 0x08, 1, 0, 0, 0, 2], b'\x00\x01'), 'not an IDX file'),
+    ('page.gz', b'<html>Not found</html>', 'not gzip data'),
+    ('floats-idx1', idx_bytes([0, 0, 0x0D, 1, 0, 0, 0, 1], b'\x00' * 4), r'0x0d \(float \(float32\)\).*only 0x08'),
+    ('short-idx1', idx_bytes([0, 0, 0x08, 1, 0, 0, 0, 10], b'\x01' * 7), 'truncated.* 10 bytes of data but only 7'),
+    ('short-header', bytes([0, 0, 0x08, 3, 0, 0]), 'truncated'),
+    ('long-idx1', idx_bytes([0, 0, 0x08, 1, 0, 0, 0, 3], b'\x01' * 5), '2 unexpected trailing bytes'),
+]
+
+
+@pytest.mark.parametrize('name, data, expected', DAMAGED_FILES, ids=[case[0] for case in DAMAGED_FILES])
+def test_read_idx_damaged_file(tmp_path, name, data, expected):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(IDXFormatError, match=expected) as info:
         read_idx(path)
     message = str(info.value)
     assert str(path) in message and 'Re-download' in message, message
-
-
-def test_read_idx_gz_name_without_gzip_data(tmp_path):
-    path = tmp_path / 'page.gz'
-    path.write_bytes(b'<html>Not found</html>')
-    with pytest.raises(IDXFormatError, match='not gzip data'):
-        read_idx(path)
-
-
-def test_read_idx_unsupported_dtype(tmp_path):
-    path = tmp_path / 'floats-idx1'
-    path.write_bytes(idx_bytes([0, 0, 0x0D, 1, 0, 0, 0, 1], b'\x00' * 4))
-    with pytest.raises(IDXFormatError, match=r'0x0d \(float \(float32\)\).*only 0x08'):
-        read_idx(path)
-
-
-def test_read_idx_truncated(tmp_path):
-    path = tmp_path / 'short-idx1'
-    path.write_bytes(idx_bytes([0, 0, 0x08, 1, 0, 0, 0, 10], b'\x01' * 7))
-    with pytest.raises(IDXFormatError, match='truncated.* 10 bytes of data but only 7'):
-        read_idx(path)
-
-
-def test_read_idx_truncated_header(tmp_path):
-    path = tmp_path / 'short-header'
-    path.write_bytes(bytes([0, 0, 0x08, 3, 0, 0]))
-    with pytest.raises(IDXFormatError, match='truncated'):
-        read_idx(path)
-
-
-def test_read_idx_trailing_bytes(tmp_path):
-    path = tmp_path / 'long-idx1'
-    path.write_bytes(idx_bytes([0, 0, 0x08, 1, 0, 0, 0, 3], b'\x01' * 5))
-    with pytest.raises(IDXFormatError, match='2 unexpected trailing bytes'):
-        read_idx(path)
 
 
 def test_read_idx_broken_gzip(tmp_path):
