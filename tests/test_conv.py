@@ -7,6 +7,7 @@ import pytest
 
 import im2col
 import layers
+from loss import SoftmaxCrossEntropyLossLayer
 from gradcheck import assert_close, check_gradient
 
 rng = np.random.default_rng(0)
@@ -192,10 +193,10 @@ def test_small_cnn_gradients_match_numerical_gradient():
     # conv -> ReLU -> max-pool -> conv -> ReLU -> avg-pool -> reshape -> FC -> softmax cross-entropy
     np.random.seed(3)
     network = layers.Network([
-        layers.ConvLayer(1, 2, 3, 1), layers.ReLU(), layers.MaxPoolingLayer(2),
-        layers.ConvLayer(2, 3, 3, 1), layers.ReLU(), layers.AvgPoolingLayer(2),
+        layers.ConvLayer(1, 2, 3, 1), layers.ReLULayer(), layers.MaxPoolingLayer(2),
+        layers.ConvLayer(2, 3, 3, 1), layers.ReLULayer(), layers.AvgPoolingLayer(2),
         layers.ReshapeLayer((3, 2, 2), (12,)), layers.FCLayer(12, 4)])
-    model = layers.Classifier(network)
+    model = layers.Classifier(network, SoftmaxCrossEntropyLossLayer())
     x = rng.normal(size=(3, 1, 8, 8))
     labels = np.array([0, 3, 1])
 
@@ -205,7 +206,7 @@ def test_small_cnn_gradients_match_numerical_gradient():
     loss()
     model.gradient_computing()
     for index in (0, 3, 7):
-        layer = network.layers[index]
+        layer = network.layerList[index]
         for name in layer.param_names:
             analytic = getattr(layer, 'grad_' + name).copy()
             check_gradient(loss, getattr(layer, name), analytic, f"layer {index} grad_{name}", rtol=1e-5)
@@ -219,8 +220,8 @@ def test_small_cnn_gradients_match_numerical_gradient():
 def test_course_network_shapes_and_float32():
     np.random.seed(0)
     conv = layers.ConvLayer(1, 8, 3, 1, input_grad=False)
-    stack = [conv, layers.ReLU(), layers.MaxPoolingLayer(2),
-             layers.ConvLayer(8, 16, 3, 1), layers.ReLU(), layers.MaxPoolingLayer(2),
+    stack = [conv, layers.ReLULayer(), layers.MaxPoolingLayer(2),
+             layers.ConvLayer(8, 16, 3, 1), layers.ReLULayer(), layers.MaxPoolingLayer(2),
              layers.ReshapeLayer((16, 7, 7), (784,))]
     x = rng.normal(size=(10, 1, 28, 28)).astype(np.float32)
     shapes = []
