@@ -674,3 +674,38 @@ class ReshapeLayer(Layer):
 
     def __repr__(self):
         return f"ReshapeLayer({self.input_shape}, {self.output_shape})"
+
+
+def build_cnn(input_shape, conv_channels, hidden_sizes, num_output, kernel_size=3, init='course'):
+    """Network for a CNN: a block per entry of conv_channels, then an MLP.
+
+    Each block is ConvLayer (k x k, pad (k - 1) // 2) -> ReLULayer ->
+    MaxPoolingLayer(2); a ReshapeLayer turns the last feature maps into rows
+    for FC -> ReLU per hidden size, then the output FCLayer.
+    build_cnn((1, 28, 28), [8, 16], [128], 10) is the course's network:
+    (N, 1, 28, 28) -> (N, 8, 14, 14) -> (N, 16, 7, 7) -> (N, 784) -> (N, 128) -> (N, 10).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"a CNN takes images of shape (C, H, W), got input_shape {tuple(input_shape)}; "
+                         "build the data loader with as_images=True")
+    channels, height, width = input_shape
+    pad = (kernel_size - 1) // 2
+    network = Network()
+    for filters in conv_channels:
+        network.add(ConvLayer(channels, filters, kernel_size, pad, init=init,
+                              input_grad=network.numLayer > 0))
+        network.add(ReLULayer())
+        network.add(MaxPoolingLayer(2))
+        channels = filters
+        height, width = (height + 2 * pad - kernel_size + 1) // 2, (width + 2 * pad - kernel_size + 1) // 2
+        if height < 1 or width < 1:
+            raise ValueError(f"{len(conv_channels)} convolution blocks shrink {tuple(input_shape)} images "
+                             "to nothing; use fewer blocks")
+    num_features = channels * height * width
+    network.add(ReshapeLayer((channels, height, width), (num_features,)))
+    for hidden in hidden_sizes:
+        network.add(FCLayer(num_features, hidden, init=init))
+        network.add(ReLULayer())
+        num_features = hidden
+    network.add(FCLayer(num_features, num_output, init=init))
+    return network
