@@ -138,6 +138,7 @@ def test_divergence_is_reported_and_history_kept(tiny_mnist):
     assert solver.history['iter_loss'] == [1.0, 1.0]  # the batches before the failure are kept
 
 
+@pytest.mark.solution('softmax')
 def test_a_nan_pixel_is_blamed_on_the_data_not_the_learning_rate(tiny_mnist):
     solver = Solver(quiet_cfg(tiny_mnist))
     solver.train_loader.dataset.images[:, 100] = np.nan
