@@ -310,13 +310,13 @@ def max_pool_backward(delta, out, x_pad, kernel_size, pad):
     Returns dx (N, C, H, W).
     """
     dx_pad = _zeros_like_layout(x_pad)
-    unclaimed = np.ones(out.shape, dtype=bool)   # windows whose maximum is still to be found
+    unclaimed = np.ones_like(out, dtype=bool)    # windows whose maximum is still to be found
     for di, dj in kernel_offsets(kernel_size):
         ### BEGIN SOLUTION cnn
         is_max = window_pixels(x_pad, kernel_size, di, dj) == out
         is_max &= unclaimed
         unclaimed ^= is_max
-        np.multiply(delta, is_max, out=window_pixels(dx_pad, kernel_size, di, dj))
+        window_pixels(dx_pad, kernel_size, di, dj)[...] = delta * is_max
         ### END SOLUTION
     return _unpad(dx_pad, pad)
 
