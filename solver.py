@@ -21,7 +21,8 @@ import time
 
 import numpy as np
 
-from dataloader import atomic_write, build_dataloader
+from dataloader import build_dataloader
+from fileio import atomic_write
 from layers import build_mlp
 from loss import SoftmaxCrossEntropyLoss
 from optimizer import SGD

@@ -11,7 +11,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dataloader import atomic_write
+from fileio import atomic_write
 
 
 def save_figure(fig, path, **kwargs):

@@ -42,7 +42,7 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
 import observations  # noqa: E402  (needs the path set above)
 import pages  # noqa: E402
 import runs  # noqa: E402
-from dataloader import atomic_write  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from solver import Solver, TrainingDiverged, validate_cfg
-from dataloader import atomic_write
+from fileio import atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -64,7 +64,7 @@ for folder in (TOOLS.parent, TOOLS):   # the framework's modules, and tools/hand
         sys.path.insert(0, str(folder))
 
 import handout  # noqa: E402  (tools/handout.py: manifest, file lists, regions)
-from dataloader import atomic_write  # noqa: E402  (temporary file, then rename)
+from fileio import atomic_write  # noqa: E402  (temporary file, then rename)
 
 PLUGIN = TOOLS / '_grading_plugin.py'
 MAX_FILE_BYTES = 5 * 2 ** 20          # one submitted file
