@@ -39,10 +39,17 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-import observations  # noqa: E402  (needs the path set above)
+# One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py,
+# README "Speed"): applied here, before anything imports NumPy, so that the
+# timings in the report do not depend on how the script was started.
+from threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy(quiet=__name__ != '__main__')
+
+import observations  # noqa: E402  (needs the path and the thread policy set above)
 import pages  # noqa: E402
 import runs  # noqa: E402
-from fileio import atomic_write  # noqa: E402
+from fileio import atomic_write, remove_stale_temporaries  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -308,8 +315,11 @@ def write_setup_page(writer, results, records):
     page.heading('Machine and time', size=13)
     for text in (
             f"CPU: {machine['cpu']}, {machine['logical_cores']} logical cores; {machine['platform']}",
-            f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {machine['blas']}; "
-            f"threads: {machine['blas_threads']}), matplotlib {machine['matplotlib']}",
+            f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {machine['blas']}), "
+            f"matplotlib {machine['matplotlib']}",
+            f"BLAS threads: {machine['blas_threads']}. The project runs with one BLAS thread "
+            f"unless OPENBLAS_NUM_THREADS is set (README, Speed): on a shared machine a second "
+            f"thread makes the timings of small matrix products erratic.",
             f"{timing['runs']} distinct runs: {timing['trained']} trained now, {timing['cached']} "
             f"loaded from the cache (report/cache); this regeneration spent "
             f"{timing['run_seconds']:.1f} s on them. Training time of all runs, as measured "

@@ -27,6 +27,7 @@ import numpy as np
 
 from solver import Solver, TrainingDiverged, validate_cfg
 from fileio import atomic_write
+from threads import blas_threads_in_use, describe_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -284,8 +285,6 @@ def machine_info():
         blas = f"{blas_info.get('name', '?')} {blas_info.get('version', '')}".strip()
     except Exception:      # older NumPy: no mode='dicts'; the name is only informative
         pass
-    threads = {name: os.environ[name] for name in
-               ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS') if name in os.environ}
     return {
         'cpu': cpu,
         'logical_cores': os.cpu_count(),
@@ -294,6 +293,6 @@ def machine_info():
         'numpy': np.__version__,
         'matplotlib': matplotlib.__version__,
         'blas': blas,
-        'blas_threads': (', '.join(f'{k}={v}' for k, v in threads.items())
-                         or 'not set (the BLAS library chooses)'),
+        'blas_threads': describe_threads(),
+        'blas_threads_in_use': blas_threads_in_use(),
     }
