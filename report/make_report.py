@@ -28,6 +28,7 @@ tables, the plots and the observations follow from it.
 import argparse
 import datetime
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
 # One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py,
 # README "Speed"): applied here, before anything imports NumPy, so that the
 # timings in the report do not depend on how the script was started.
-from threads import apply_thread_policy  # noqa: E402
+from threads import apply_thread_policy, describe_threads  # noqa: E402
 
 apply_thread_policy(quiet=__name__ != '__main__')
 
@@ -89,6 +90,8 @@ class Experiment:
     - observe_speed: state which run is faster per epoch; False for settings
       that do not change the work of an epoch (learning rate, momentum value),
       where timing differences are only noise (the table still shows them)
+    - question: what the student's analysis of this page should answer (the
+      student report leaves a box for it; see ANALYSIS_FILE)
     """
     name: str
     section: str
@@ -101,6 +104,7 @@ class Experiment:
     summary_plot: str = 'accuracy'
     intro: str = ''
     observe_speed: bool = True
+    question: str = 'What do you observe, and why?'
 
     def runs(self, quick):
         """[(label, value, cfg)] of its runs."""
@@ -124,30 +128,88 @@ SECTION_C = '(c) Other hyper-parameters'
 
 EXPERIMENTS = [
     Experiment('default', SECTION_A, 'The default settings', label='default',
-               intro='One run of the homework model with the settings of the setup page.'),
+               intro='One run of the homework model with the settings of the setup page.',
+               question='What training, validation and test accuracy does your model reach? '
+                        'What do the loss and accuracy curves show (convergence, overfitting)?'),
     Experiment('momentum', SECTION_B, 'SGD with momentum 0.9 against plain SGD (momentum 0)',
                vary='momentum', values=[0.0, 0.9], summary_plot='timing',
                intro='Same learning rate, batch size, epochs and seed; only the momentum '
-                     'differs. Training time is measured per epoch, validation excluded.'),
+                     'differs. Training time is measured per epoch, validation excluded.',
+               question='How does momentum change the training time, the convergence and the '
+                        'accuracy? Explain with the update rule v = momentum * v - lr * grad.'),
     Experiment('learning_rate', SECTION_C, 'Learning rate', vary='learning_rate',
                values=[0.001, 0.01, 0.1, 1.0, 10.0], quick_values=[0.01, 0.1, 10.0],
                label='lr = {value}', observe_speed=False,
                intro='The learning rate from 0.001 to 10, with momentum 0.9. The largest '
-                     'values are there to show what a too-large learning rate does.'),
+                     'values are there to show what a too-large learning rate does.',
+               question='Which learning rate would you choose, judged on the validation set, and '
+                        'why? What happens when it is too small or too large?'),
     Experiment('batch_size', SECTION_C, 'Batch size', vary='batch_size',
                values=[10, 50, 100, 500, 1000], quick_values=[50, 100, 1000],
                label='batch = {value}',
                intro='The batch size from 10 to 1000 with the same learning rate. A smaller '
-                     'batch makes more (noisier) updates per epoch.'),
+                     'batch makes more (noisier) updates per epoch.',
+               question='How does the batch size change the accuracy, the number of updates per '
+                        'epoch and the time per epoch? Which would you choose?'),
     Experiment('momentum_sweep', SECTION_C, 'Momentum', vary='momentum',
                values=[0.0, 0.5, 0.9, 0.99], label='momentum = {value}',
                observe_speed=False,
-               intro='The momentum from 0 (plain SGD) to 0.99.'),
+               intro='The momentum from 0 (plain SGD) to 0.99.',
+               question='How does the momentum value change the convergence and the final '
+                        'accuracy? What goes wrong when it is too close to 1?'),
     # Adding an experiment is one entry, for example an MLP against the homework model:
     # Experiment('mlp', '(d) A hidden layer', 'Softmax regression against an MLP',
     #            vary='hidden_sizes', values=[[], [256]], label='hidden layers {value}',
     #            summary_plot='timing'),
 ]
+
+# The student's own analysis, one section per experiment ("## <name>"); the
+# student report puts each section in the box under its page's question.
+ANALYSIS_FILE = HERE / 'analysis.md'
+ANALYSIS_HEADING = re.compile(r'^##\s+(?P<name>[\w-]+)')
+
+
+def is_reference(repo_root=REPO_ROOT):
+    """True in the instructors' reference (its code holds the solution regions,
+    ### BEGIN SOLUTION), False in a student handout."""
+    for name in runs.CODE_FILES:
+        path = Path(repo_root) / name
+        if path.is_file() and '### BEGIN SOLUTION' in path.read_text(encoding='utf-8'):
+            return True
+    return False
+
+
+def analysis_template(experiments):
+    lines = ['# Your analysis for the report',
+             '',
+             'Write your analysis under each heading (keep the "## name" lines), then run',
+             '`python3 tools/quickstart.py report` again: each section goes into the box on its',
+             'page of report.pdf (runs are cached, so this takes seconds). Lines starting with',
+             '">" are the questions and are not copied.', '']
+    for experiment in experiments:
+        lines += [f'## {experiment.name}', '', f'> {experiment.question}', '', '']
+    return '\n'.join(lines)
+
+
+def read_analysis(path, experiments):
+    """{experiment name: the student's text (None if empty)}. Writes the
+    template (the headings and questions) first if the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        with atomic_write(path, 'w', encoding='utf-8') as f:
+            f.write(analysis_template(experiments))
+        print(f'Wrote {path}: write your analysis there and run the report again.', flush=True)
+    sections, current = {}, None
+    for line in path.read_text(encoding='utf-8').splitlines():
+        match = ANALYSIS_HEADING.match(line)
+        if match:
+            current = match['name']
+            sections.setdefault(current, [])
+        elif current is not None and not line.lstrip().startswith('>'):
+            sections[current].append(line)
+    return {experiment.name: ('\n'.join(sections.get(experiment.name, [])).strip() or None)
+            for experiment in experiments}
+
 
 # What the setup page says about each hyper-parameter.
 SETTING_MEANING = {
@@ -210,8 +272,13 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
     return plan, records, stats
 
 
-def build_results(plan, records, stats, quick, data_root, started):
-    """Everything the report states, as one JSON-ready dict (results.json)."""
+def build_results(plan, records, stats, quick, data_root, started, analysis=None):
+    """Everything the report states, as one JSON-ready dict (results.json).
+
+    analysis=None: the instructors' reference report, with the observations
+    computed from the numbers. Otherwise the student report: {experiment
+    name: the student's text or None}, and no computed observations (they
+    would be every correct student's identical answer)."""
     result_runs = {}
     for key, record in records.items():
         history = {k: v for k, v in record['history'].items() if k not in ('iter_loss', 'iter_acc')}
@@ -228,7 +295,9 @@ def build_results(plan, records, stats, quick, data_root, started):
                   'summary': result_runs[key]['summary']} for label, value, key in entries]
         for item in items:
             result_runs[item['key']]['used_by'].append(f"{experiment.name}: {item['label']}")
-        if experiment.vary is None:
+        if analysis is not None:
+            found = []
+        elif experiment.vary is None:
             found = observations.observe_single(items[0])
         else:
             found = observations.observe_comparison(items, experiment.vary,
@@ -238,11 +307,14 @@ def build_results(plan, records, stats, quick, data_root, started):
             'vary': experiment.vary,
             'runs': [{k: item[k] for k in ('label', 'value', 'key')} for item in items],
             'observations': found,
+            'question': experiment.question,
+            'analysis': None if analysis is None else analysis.get(experiment.name),
         })
     any_record = next(iter(records.values()))
     return {
         'title': 'Softmax regression for MNIST: homework report',
         'mode': 'quick' if quick else 'full',
+        'audience': 'instructor' if analysis is None else 'student',
         'generated_at': started.isoformat(timespec='seconds'),
         'base_cfg': dict(BASE_CFG, max_epoch=QUICK_EPOCHS) if quick else dict(BASE_CFG),
         'val_target': VAL_TARGET,
@@ -342,14 +414,27 @@ def write_setup_page(writer, results, records):
     writer.finish_page(page)
 
 
+def write_findings(page, experiment, results):
+    """The reference report's computed observations, or the box with the
+    student's own analysis of this page."""
+    if results.get('audience') != 'student':
+        for found in experiment['observations']:
+            page.paragraph(found['text'], bullet=True)
+        return
+    text = experiment['analysis'] or (
+        f"(Write your analysis in report/analysis.md under \"## {experiment['name']}\", then run "
+        f"the report again.)")
+    page.analysis_box('Your analysis: ' + experiment['question'], text,
+                      placeholder=experiment['analysis'] is None)
+
+
 def write_single_page(writer, experiment, spec, results, records):
     run = experiment['runs'][0]
     record, summary = records[run['key']], results['runs'][run['key']]['summary']
     page = writer.new_page(f"{experiment['section']}: {experiment['title']}")
     page.heading(experiment['section'])
     page.paragraph(spec.intro, color='0.3')
-    for found in experiment['observations']:
-        page.paragraph(found['text'], bullet=True)
+    write_findings(page, experiment, results)
     page.y -= 0.1
     data = results['data']
     page.table(['Split', 'Images', 'Loss', 'Accuracy (%)'], [
@@ -375,8 +460,7 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     page.heading(experiment['title'], size=11.5)
     if spec.intro:
         page.paragraph(spec.intro, color='0.3')
-    for found in experiment['observations']:
-        page.paragraph(found['text'], bullet=True)
+    write_findings(page, experiment, results)
     page.y -= 0.1
     target = f"{100 * results['val_target']:g}%"
     header = [experiment['vary'], 'Status', 'Epochs\ndone', 'Train loss\n(last epoch)',
@@ -450,6 +534,16 @@ def parse_args(argv):
                              'without a PDF viewer)')
     parser.add_argument('--cache-dir', type=Path, default=HERE / 'cache',
                         help='one JSON file per finished run (default: report/cache/)')
+    audience = parser.add_mutually_exclusive_group()
+    audience.add_argument('--instructor', dest='instructor', action='store_true', default=None,
+                          help='the reference report: observations computed from the numbers '
+                               '(the default where the reference solution is present)')
+    audience.add_argument('--student', dest='instructor', action='store_false',
+                          help='the student report: figures and tables, and a box per page for '
+                               'your analysis from --analysis (the default in a handout)')
+    parser.add_argument('--analysis', type=Path, default=ANALYSIS_FILE,
+                        help='your analysis, one "## <experiment>" section per page '
+                             '(default: report/analysis.md; written with the questions if missing)')
     return parser.parse_args(argv)
 
 
@@ -461,7 +555,17 @@ def main(argv=None, experiments=None):
     started = datetime.datetime.now().astimezone()
     clock = time.perf_counter()
     print(f"{'Quick report' if args.quick else 'Report'}: data {args.data_root}, "
-          f"cache {args.cache_dir}, output {out_dir}", flush=True)
+          f"cache {args.cache_dir}, output {out_dir}; BLAS threads: {describe_threads()}",
+          flush=True)
+    try:
+        # Before any training: a folder we cannot write would lose the runs.
+        runs.check_writable(args.cache_dir, 'cache')
+        runs.check_writable(out_dir, 'report')
+    except PermissionError as error:
+        raise SystemExit(f'make_report.py: {error}') from None
+    # Temporary files of a run killed while writing (kill -9, power cut).
+    for folder in (args.cache_dir, out_dir, out_dir / 'figures'):
+        remove_stale_temporaries(folder)
     try:
         plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
                                        force=args.force)
@@ -470,15 +574,26 @@ def main(argv=None, experiments=None):
               file=sys.stderr)
         raise SystemExit(130)
 
-    results = build_results(plan, records, stats, args.quick, args.data_root, started)
+    instructor = is_reference() if args.instructor is None else args.instructor
+    analysis = None if instructor else read_analysis(args.analysis, experiments)
+    results = build_results(plan, records, stats, args.quick, args.data_root, started,
+                            analysis=analysis)
     print('Writing the PDF ...', flush=True)
-    page_titles, figures = write_pdf(results, records, experiments, out_dir,
-                                     page_png_dir=args.page_png)
-    results['pages'] = page_titles
-    results['figures'] = figures
-    results['timing']['total_seconds'] = time.perf_counter() - clock
-    with atomic_write(out_dir / 'results.json', 'w') as f:
-        json.dump(results, f, indent=1)
+    try:
+        page_titles, figures = write_pdf(results, records, experiments, out_dir,
+                                         page_png_dir=args.page_png)
+        results['pages'] = page_titles
+        results['figures'] = figures
+        results['timing']['total_seconds'] = time.perf_counter() - clock
+        with atomic_write(out_dir / 'results.json', 'w') as f:
+            json.dump(results, f, indent=1)
+    except KeyboardInterrupt:
+        # atomic_write has removed its temporary file: the previous report.pdf
+        # and results.json (if any) are untouched.
+        print(f"\nInterrupted while writing the report: {out_dir / 'report.pdf'} was not "
+              f"changed. The runs are cached: run the same command again to write it "
+              f"(a few seconds).", file=sys.stderr)
+        raise SystemExit(130)
     print(f"Wrote {out_dir / 'report.pdf'} ({len(page_titles)} pages), "
           f"{out_dir / 'results.json'} and {len(figures)} figures in "
           f"{results['timing']['total_seconds']:.1f} s.", flush=True)

@@ -171,6 +171,29 @@ def status_of(history, diverged_at):
     return OK
 
 
+# What every cached record must hold for the report to use it.
+RECORD_FIELDS = ('cfg', 'status', 'diverged_at', 'history', 'test_loss', 'test_acc',
+                 'updates_per_epoch', 'data', 'finished_at')
+HISTORY_KEYS = ('train_loss', 'train_acc', 'val_loss', 'val_acc', 'epoch_time', 'iter_loss',
+                'iter_acc')
+
+
+def check_writable(folder, what):
+    """Create `folder` if needed and prove a file can be written in it, so that
+    a read-only folder is reported before any training, not after it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / '.write-test', 'w') as f:
+            f.write('ok')
+        (folder / '.write-test').unlink()
+    except OSError as error:
+        raise PermissionError(
+            f'cannot write the {what} in {folder.resolve()} ({error.strerror or error}). '
+            f'Choose a folder you can write to'
+            + (' with --cache-dir' if what == 'cache' else ' with --out-dir')) from None
+
+
 def cache_path(cache_dir, key):
     return Path(cache_dir) / f'run-{key}.json'
 
@@ -185,7 +208,13 @@ def load_cached(cache_dir, key):
         return None
     except (OSError, ValueError):
         return None          # damaged file (should not happen: writes are atomic); retrain
-    if record.get('format') != CACHE_FORMAT or record.get('key') != key:
+    if not isinstance(record, dict) or record.get('format') != CACHE_FORMAT \
+            or record.get('key') != key:
+        return None
+    # A record missing a field (written by an older version of this file, or
+    # edited by hand) is stale: train the run again rather than fail later.
+    if any(field not in record for field in RECORD_FIELDS) or not isinstance(record['history'], dict) \
+            or any(name not in record['history'] for name in HISTORY_KEYS):
         return None
     return record
 
