@@ -1,16 +1,24 @@
 """Regenerate the homework's PDF report with one command (notes §1.3).
 
-    python report/make_report.py            # every experiment, about 30 s (12 runs of 10 epochs)
-    python report/make_report.py --quick    # a subset with 2 epochs, for CI (about 10 s)
+    python report/make_report.py            # every experiment: 12 runs of 10 epochs, about 70 s of CPU
+    python report/make_report.py --quick    # a subset with 2 epochs, for CI
     python report/make_report.py --force    # retrain even the runs in the cache
+    python3 tools/quickstart.py report      # the same, with the project's Python
+
+It runs with one BLAS thread unless OPENBLAS_NUM_THREADS is set (threads.py;
+applied below, before NumPy is imported), and the setup page says so.
 
 It trains every run listed in EXPERIMENTS below (all with the same seed),
 then writes, in the output folder (report/ by default, report/quick/ with
 --quick):
     report.pdf      title and setup, then (a) accuracy and curves of the
                     default run, (b) momentum against no momentum, (c) the
-                    other hyper-parameters; every observation in the text is
-                    computed from the measured numbers
+                    other hyper-parameters. The student report (the default
+                    in a handout) puts each page's question and a box with the
+                    student's analysis (report/analysis.md) on it; the
+                    instructors' reference report (the default where the
+                    solution regions are present) writes observations
+                    computed from the measured numbers instead
     results.json    every run: cfg, per-epoch history, test accuracy, seconds
                     per epoch, epochs to reach the validation target, status;
                     the observations with the numbers they state; the pages
@@ -170,8 +178,8 @@ ANALYSIS_HEADING = re.compile(r'^##\s+(?P<name>[\w-]+)')
 
 
 def is_reference(repo_root=REPO_ROOT):
-    """True in the instructors' reference (its code holds the solution regions,
-    ### BEGIN SOLUTION), False in a student handout."""
+    """True in the instructors' reference (its code holds the solution
+    regions, see tools/handout.py), False in a student handout."""
     for name in runs.CODE_FILES:
         path = Path(repo_root) / name
         if path.is_file() and '### BEGIN SOLUTION' in path.read_text(encoding='utf-8'):

@@ -210,10 +210,10 @@ def plot_epoch_curves(ax, entries, key, ylabel, title, percent=False):
     ax.legend(fontsize=7)
 
 
-# A run with more per-batch losses than this (batch 10: 5500 per epoch) is
+# A run with more per-batch losses than this (batch 10: 5500 per epoch, 55000 in all) is
 # drawn as its moving average only: its raw curve, noisy and dense, would
 # cover the whole panel and hide the other runs.
-MAX_RAW_POINTS = 2000
+MAX_RAW_POINTS = 6000
 
 
 def plot_batch_losses(ax, entries):
