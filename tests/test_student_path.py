@@ -53,6 +53,16 @@ def test_handout_readmes_describe_that_handout(softmax_handout):
     assert not missing, f'the handout READMEs name files the handout lacks: {missing}'
 
 
+def test_submit_in_a_handout_packs_that_assignments_files(softmax_handout):
+    sys.path.insert(0, str(softmax_handout / 'tools'))
+    try:
+        import submit
+        assert submit.assignment_files(softmax_handout) == ('softmax', ['loss.py', 'optimizer.py',
+                                                                        'runner.ipynb'])
+    finally:
+        sys.path.remove(str(softmax_handout / 'tools'))
+
+
 def test_handout_folder_is_readable_and_has_a_gitignore(softmax_handout):
     assert stat.S_IMODE(softmax_handout.stat().st_mode) == 0o755
     ignored = (softmax_handout / '.gitignore').read_text().split()
@@ -69,7 +79,7 @@ def test_first_test_run_lists_the_todos_on_its_first_screen(softmax_handout):
     first_screen = '\n'.join(lines[:24])
     for file, function in (('loss.py', 'SoftmaxCrossEntropyLoss.forward'),
                            ('loss.py', 'SoftmaxCrossEntropyLoss.gradient_computing'),
-                           ('optimizer.py', 'SGD.step')):
+                           ('optimizer.py', 'SGD.update')):
         assert re.search(rf'{re.escape(file)}\s+{re.escape(function)}', first_screen), first_screen
     assert 'Next step: write SoftmaxCrossEntropyLoss.forward in loss.py' in first_screen
     assert '\x1b[' not in result.stdout, 'raw colour codes in the output'

@@ -18,6 +18,7 @@ TODO_LINE = "        raise NotImplementedError('SGD.step is not implemented yet:
 def make_project(root, notebook_outputs=True, todo=False, report=True):
     """A student's folder: their files, plus everything that must stay out."""
     (root / 'tools').mkdir(parents=True)
+    (root / 'pytest.ini').write_text('[pytest]\n')     # its own project, wherever the folder is
     for name in ('threads.py', 'fileio.py'):
         shutil.copy(REPO / name, root / name)
     shutil.copy(SUBMIT, root / 'tools' / 'submit.py')

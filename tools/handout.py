@@ -378,6 +378,9 @@ def make_handout(root, out_dir, assignment, manifest=None):
     try:
         os.chmod(tmp, 0o755)   # mkdtemp makes it 0700: students share or unpack the folder
         shutil.copyfile(TOOLS / 'handout.gitignore', tmp / '.gitignore')   # what never to hand in
+        (tmp / 'tools').mkdir()   # what tools/submit.py packs
+        (tmp / 'tools' / 'submission.json').write_text(json.dumps(
+            {'assignment': assignment, 'student_files': manifest['assignments'][assignment]['student_files']}))
         for rel in files:
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)

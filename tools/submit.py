@@ -96,7 +96,7 @@ def run_self_check(root):
     from threads import thread_environment
     env = thread_environment()
     env.setdefault('MPLBACKEND', 'Agg')
-    command = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+    command = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--rootdir', str(root),
                '--deselect', 'tests/test_notebook.py']
     print('Self-check: running the tests (about half a minute; --no-check skips it) ...', flush=True)
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
