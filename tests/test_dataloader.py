@@ -595,3 +595,44 @@ def test_val_split_follows_val_fraction(tiny_mnist, monkeypatch):
     monkeypatch.setattr(dataloader, 'VAL_FRACTION', 1 / 6)
     assert len(Dataset(tiny_mnist, mode='val')) == 100
     assert len(Dataset(tiny_mnist, mode='train')) == 500
+
+
+# ---------------------------------------------------------------------------
+# The decompressed cache (building the training loader in well under 0.5 s)
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def decompressed_cache(tmp_path, monkeypatch):
+    folder = tmp_path / 'decompressed'
+    monkeypatch.setenv('MNIST_DECOMPRESSED_CACHE', str(folder))
+    monkeypatch.setattr(dataloader, 'DECOMPRESSED_CACHE_MIN_BYTES', 0)   # the tiny files too
+    dataloader._read_idx_cached.cache_clear()
+    yield folder
+    dataloader._read_idx_cached.cache_clear()
+
+
+def test_decompressed_files_are_cached_and_checked(tiny_mnist, decompressed_cache, monkeypatch):
+    first = Dataset(tiny_mnist).images.copy()
+    cached = sorted(decompressed_cache.glob('*.idx'))
+    assert len(cached) == 2, 'train images and labels'
+    # A second process (here: an emptied in-memory cache) does not decompress again.
+    dataloader._read_idx_cached.cache_clear()
+    real_gunzip = dataloader._gunzip_if_needed
+    monkeypatch.setattr(dataloader, '_gunzip_if_needed',
+                        lambda raw, path: pytest.fail('decompressed again despite the cache'))
+    np.testing.assert_array_equal(Dataset(tiny_mnist).images, first)
+    # A damaged cache file is noticed (its SHA-256 is in its name) and not used.
+    for path in cached:
+        path.write_bytes(path.read_bytes()[:-1] + b'\x07')
+    dataloader._read_idx_cached.cache_clear()
+    monkeypatch.setattr(dataloader, '_gunzip_if_needed', real_gunzip)
+    np.testing.assert_array_equal(Dataset(tiny_mnist).images, first)
+
+
+def test_unwritable_decompressed_cache_is_not_an_error(tiny_mnist, tmp_path, monkeypatch):
+    (tmp_path / 'a-file').write_text('not a folder')
+    monkeypatch.setenv('MNIST_DECOMPRESSED_CACHE', str(tmp_path / 'a-file' / 'cache'))
+    monkeypatch.setattr(dataloader, 'DECOMPRESSED_CACHE_MIN_BYTES', 0)
+    dataloader._read_idx_cached.cache_clear()
+    assert len(Dataset(tiny_mnist)) == N_TRAIN
+    dataloader._read_idx_cached.cache_clear()
