@@ -688,3 +688,34 @@ class InstanceNormLayer(GroupNormLayer):
 
     def __repr__(self):
         return f"InstanceNormLayer({self.num_features}, eps={self.eps})"
+
+
+def add_regularisation(network, dropout=0.0, batch_norm=False, seed=None):
+    """A copy of an MLP's layer stack with batch norm and dropout in the usual places:
+
+        FC -> [BatchNorm] -> activation -> [Dropout(p)]   for every hidden layer,
+        FC                                                 for the output layer.
+
+    Batch norm normalises each hidden layer's input to the activation (notes
+    §4.3.3); dropout drops hidden units after the activation (notes §4.2.3;
+    never the output scores). The layers themselves are shared, not copied.
+
+    Inputs:
+    - network: a Network whose layers are FC, activation, FC, activation, ..., FC
+    - dropout: p, the probability of dropping a hidden unit (0 = no dropout layers)
+    - batch_norm: add a BatchNormLayer after every hidden FC layer
+    - seed: seed of the first dropout layer (the next ones use seed + 1, ...)
+    Returns a new Network.
+    """
+    layers = list(network.layerList)
+    out = Network()
+    hidden_index = 0
+    for index, layer in enumerate(layers):
+        out.add(layer)
+        is_last = index == len(layers) - 1
+        if isinstance(layer, FCLayer) and not is_last and batch_norm:
+            out.add(BatchNormLayer(layer.num_output))
+        if not isinstance(layer, FCLayer) and not is_last and dropout:
+            out.add(DropoutLayer(dropout, seed=None if seed is None else seed + hidden_index))
+            hidden_index += 1
+    return out
