@@ -562,6 +562,7 @@ class BatchNormLayer(Layer):
     """
     param_names = ('gamma', 'beta')
     weight_names = ()
+    state_names = ('running_mean', 'running_var')   # saved and restored with the parameters
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, trainable=True):
         if not 0 <= momentum <= 1:
