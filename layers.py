@@ -691,31 +691,39 @@ class InstanceNormLayer(GroupNormLayer):
         return f"InstanceNormLayer({self.num_features}, eps={self.eps})"
 
 
-def add_regularisation(network, dropout=0.0, batch_norm=False, seed=None):
-    """A copy of an MLP's layer stack with batch norm and dropout in the usual places:
+# Normalisation layers an MLP can use after each hidden FC layer (cfg['normalization']).
+NORMALIZATION_LAYERS = {'none': None, 'batch': BatchNormLayer, 'layer': LayerNormLayer}
 
-        FC -> [BatchNorm] -> activation -> [Dropout(p)]   for every hidden layer,
-        FC                                                 for the output layer.
 
-    Batch norm normalises each hidden layer's input to the activation (notes
-    §4.3.3); dropout drops hidden units after the activation (notes §4.2.3;
-    never the output scores). The layers themselves are shared, not copied.
+def add_regularisation(network, dropout=0.0, normalization='none', seed=None):
+    """A copy of an MLP's layer stack with normalisation and dropout in the usual places:
+
+        FC -> [BatchNorm or LayerNorm] -> activation -> [Dropout(p)]   every hidden layer,
+        FC                                                             the output layer.
+
+    The normalisation acts on each hidden layer's input to the activation
+    (notes §4.3.3); dropout drops hidden units after the activation (notes
+    §4.2.3; never the output scores). The existing layers are shared, not copied.
 
     Inputs:
     - network: a Network whose layers are FC, activation, FC, activation, ..., FC
     - dropout: p, the probability of dropping a hidden unit (0 = no dropout layers)
-    - batch_norm: add a BatchNormLayer after every hidden FC layer
+    - normalization: 'none', 'batch' or 'layer' (NORMALIZATION_LAYERS)
     - seed: seed of the first dropout layer (the next ones use seed + 1, ...)
     Returns a new Network.
     """
+    if normalization not in NORMALIZATION_LAYERS:
+        raise ValueError(f"unknown normalization {normalization!r}; choose one of "
+                         f"{', '.join(NORMALIZATION_LAYERS)}")
+    norm_layer = NORMALIZATION_LAYERS[normalization]
     layers = list(network.layerList)
     out = Network()
     hidden_index = 0
     for index, layer in enumerate(layers):
         out.add(layer)
         is_last = index == len(layers) - 1
-        if isinstance(layer, FCLayer) and not is_last and batch_norm:
-            out.add(BatchNormLayer(layer.num_output))
+        if isinstance(layer, FCLayer) and not is_last and norm_layer is not None:
+            out.add(norm_layer(layer.num_output))
         if not isinstance(layer, FCLayer) and not is_last and dropout:
             out.add(DropoutLayer(dropout, seed=None if seed is None else seed + hidden_index))
             hidden_index += 1
