@@ -5,6 +5,7 @@
     python report/training_techniques.py augment       # the best MLP with data augmentation
     python report/training_techniques.py bn_time       # batch norm's added epoch time
     python report/training_techniques.py small_batch   # batch norm with very small batches (notes §4.3.3)
+    python report/training_techniques.py schedules     # learning-rate schedules, momentum warm-up, no shuffling
     python report/training_techniques.py tables        # the Markdown tables from the finished runs
 
 Every run is one Solver cfg. A finished run is saved as JSON in
@@ -103,11 +104,10 @@ def optimizers(force=False):
 
 # The candidates for the 98.6% target, compared on the validation split.
 TARGET_BASE = dict(hidden_sizes=[512, 512], optimizer='sgd', momentum=0.9, learning_rate=0.05,
-                   max_epoch=30, lr_schedule='step', lr_decay_every=10, lr_decay_factor=0.5)
+                   max_epoch=20, lr_schedule='step', lr_decay_every=8, lr_decay_factor=0.5)
 TARGET_RUNS = {
     'bn + dropout 0.2': dict(normalization='batch', dropout=0.2),
-    'dropout 0.3': dict(dropout=0.3, learning_rate=0.02),
-    'bn': dict(normalization='batch'),
+    'dropout 0.3': dict(dropout=0.3),
 }
 
 
@@ -151,6 +151,55 @@ def small_batch(force=False):
                        normalization=norm)
             records[(batch, norm)] = run(f'small-batch-{batch}-{norm}', cfg, force)
     return records
+
+
+SCHEDULE_RUNS = {
+    'constant': dict(lr_schedule='constant'),
+    'step (halve every 3 epochs)': dict(lr_schedule='step', lr_decay_every=3),
+    'halve on plateau (threshold 0.002)': dict(lr_schedule='plateau', plateau_threshold=0.002),
+    'inverse time (b = 2)': dict(lr_schedule='inverse_time', inverse_time_b=2.0),
+    'momentum 0.5 for 3 epochs, then 0.9': dict(momentum_warmup=3),
+    'no shuffling': dict(shuffle=False),
+}
+
+
+def schedules(force=False):
+    """The homework model (lr 0.1, momentum 0.9, 10 epochs) under each schedule,
+    and without per-epoch shuffling; figure of the learning rates and validation losses."""
+    records = {name: run(_slug(f'schedule-{name}'), dict(cfg, learning_rate=0.1, max_epoch=10), force)
+               for name, cfg in SCHEDULE_RUNS.items()}
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from visualize import plot_learning_rate, save_figure
+    fig, (ax_lr, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    plot_learning_rate({k: r['history'] for k, r in records.items() if k != 'no shuffling'}, ax=ax_lr)
+    for name, r in records.items():
+        ax_loss.plot(range(1, len(r['history']['val_loss']) + 1), r['history']['val_loss'], label=name)
+    ax_loss.set_xlabel('Epoch')
+    ax_loss.set_ylabel('Validation loss')
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend(fontsize=7)
+    fig.tight_layout()
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, OUT / 'schedules.png', dpi=120)
+    return records
+
+
+def augment_cost():
+    """Seconds the Augmenter takes for one epoch of training batches (batch 100), alone."""
+    from augment import Augmenter
+    from dataloader import build_dataloader
+    loader = build_dataloader(str(REPO_ROOT / 'data'), 1, 100, shuffle=True, mode='train', seed=0)
+    augmenter = Augmenter(**AUGMENT, seed=0)
+    batches = [images for images, _ in loader]
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for images in batches:
+            augmenter(images)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 # ---------------------------------------------------------------------------
@@ -217,10 +266,35 @@ def bn_time_table():
             f'| without batch norm | {a:.2f} |\n| with batch norm | {b:.2f} (+{b / a - 1:.0%}) |')
 
 
+def schedule_table():
+    lines = ['| homework model, lr 0.1, momentum 0.9 | learning rate per epoch | final validation loss '
+             '| final validation accuracy |', '|---|---|---|---|']
+    for name in SCHEDULE_RUNS:
+        r = _load(_slug(f'schedule-{name}'))
+        if r:
+            rates = ', '.join(f'{x:.3g}' for x in r['history']['learning_rate'])
+            lines.append(f"| {name} | {rates} | {r['history']['val_loss'][-1]:.4f} "
+                         f"| {r['history']['val_acc'][-1]:.2%} |")
+    return '\n'.join(lines)
+
+
+def augment_cost_text():
+    target_runs = [r for r in (_load(_slug(f'target-{n}')) for n in TARGET_RUNS) if r]
+    if not target_runs:
+        return ''
+    cost = augment_cost()
+    epoch = seconds_per_epoch(best_on_validation({r['name']: r for r in target_runs}))
+    return (f'Augmentation ({AUGMENT}) of one epoch of training batches alone: {cost:.2f} s, '
+            f'{cost / epoch:.0%} of a training epoch of the best target MLP ({epoch:.2f} s, measured '
+            f'during its run).')
+
+
 def tables():
     text = ('## Optimisers\n\n' + optimizer_table() + '\n\n## Dropout and batch norm (98.6% target)\n\n'
             + target_table() + '\n\n## Batch norm with very small batches (validation accuracy after one epoch)\n\n'
-            + small_batch_table() + '\n\n## Batch norm epoch time\n\n' + bn_time_table() + '\n')
+            + small_batch_table() + '\n\n## Batch norm epoch time\n\n' + bn_time_table()
+            + '\n\n## Schedules and shuffling\n\n' + schedule_table()
+            + '\n\n## Cost of augmentation\n\n' + augment_cost_text() + '\n')
     OUT.mkdir(parents=True, exist_ok=True)
     with atomic_write(OUT / 'tables.md', 'w') as f:
         f.write(text)
@@ -228,7 +302,7 @@ def tables():
 
 
 EXPERIMENTS = {'optimizers': optimizers, 'target': target, 'augment': augment, 'bn_time': bn_time,
-               'small_batch': small_batch}
+               'small_batch': small_batch, 'schedules': schedules}
 
 
 def main(argv=None):
