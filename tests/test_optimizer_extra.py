@@ -91,6 +91,8 @@ def test_adam_counts_steps_per_parameter_and_keeps_states_apart():
     assert second.W[0, 0] == pytest.approx(1.1, abs=1e-12)
 
 
+# Weight decay is added in Optimizer.step, a region of the mlp assignment.
+@pytest.mark.solution('mlp')
 @pytest.mark.parametrize('make', [
     lambda m: SGD(m, 0.1, momentum=0.9, weight_decay=0.5),
     lambda m: Adagrad(m, 0.1, weight_decay=0.5),
@@ -115,6 +117,7 @@ def test_weight_decay_touches_weights_only(make):
         "weight decay must never touch gamma or beta"
 
 
+@pytest.mark.solution('mlp')
 def test_sgd_weight_decay_by_hand():
     # g_total = g + wd * W: W = 2, g = 0, wd = 0.5, lr = 0.1 -> W = 2 - 0.1 * 1 = 1.9; then 1.9 - 0.095
     model = TwoParameterModel(W=2.0)
@@ -122,6 +125,7 @@ def test_sgd_weight_decay_by_hand():
     assert trace == pytest.approx([1.9, 1.805], abs=1e-12)
 
 
+@pytest.mark.solution('softmax')     # builds on the momentum update of SGD
 def test_nesterov_by_hand():
     # eta = 0.1, mu = 0.9; gradients 1, 1:
     # v1 = -0.1;  W += mu * v1 - eta * g = -0.09 - 0.1 = -0.19   -> W = 0.81

@@ -50,6 +50,7 @@ def test_defaults_change_nothing_of_the_homework():
 # Optimisers and schedules through the Solver
 # ---------------------------------------------------------------------------
 
+@pytest.mark.solution('mlp')
 @pytest.mark.parametrize('optimizer, lr', [('sgd', 0.05), ('adagrad', 0.01), ('rmsprop', 0.001), ('adam', 0.001)])
 def test_every_optimizer_trains_an_mlp(tiny_mnist, optimizer, lr):
     solver = Solver(quiet(tiny_mnist, hidden_sizes=[16], optimizer=optimizer, learning_rate=lr, max_epoch=3,
@@ -58,6 +59,7 @@ def test_every_optimizer_trains_an_mlp(tiny_mnist, optimizer, lr):
     assert solver.history['train_loss'][-1] < 0.7 * solver.history['train_loss'][0], solver.history['train_loss']
 
 
+@pytest.mark.solution('softmax')
 def test_learning_rate_used_each_epoch_is_recorded(tiny_mnist):
     solver = Solver(quiet(tiny_mnist, learning_rate=0.08, max_epoch=5, lr_schedule='step', lr_decay_every=2))
     solver.train()
@@ -68,6 +70,7 @@ def test_learning_rate_used_each_epoch_is_recorded(tiny_mnist):
     assert solver.history['learning_rate'] == pytest.approx([0.4 / 4, 0.4 / 5, 0.4 / 6])
 
 
+@pytest.mark.solution('softmax')
 def test_plateau_schedule_reads_the_validation_loss(tiny_mnist):
     # a threshold no improvement can reach: the rate halves after every epoch from the second on
     solver = Solver(quiet(tiny_mnist, learning_rate=0.01, max_epoch=4, lr_schedule='plateau',
@@ -76,6 +79,7 @@ def test_plateau_schedule_reads_the_validation_loss(tiny_mnist):
     assert solver.history['learning_rate'] == pytest.approx([0.01, 0.01, 0.005, 0.0025])
 
 
+@pytest.mark.solution('softmax')
 def test_momentum_warmup(tiny_mnist):
     seen = []
 
@@ -119,6 +123,7 @@ def test_early_stopping_restores_the_best_epoch_and_says_so(capsys):
     assert 'restored the parameters of epoch 2' in capsys.readouterr().out
 
 
+@pytest.mark.solution('mlp')
 def test_early_stopping_in_the_solver_leaves_the_best_validation_model(tiny_mnist):
     class Spoiler(object):
         """After epoch 2, scramble the weights: the validation loss then gets worse."""
@@ -152,6 +157,7 @@ def test_shuffle_off_keeps_the_file_order(tiny_mnist):
     assert not np.array_equal(_epoch_labels(shuffled), _epoch_labels(shuffled))
 
 
+@pytest.mark.solution('softmax')
 def test_augmentation_changes_training_batches_only(tiny_mnist):
     solver = Solver(quiet(tiny_mnist, augment={'shift': 2, 'rotate': 10}))
     assert isinstance(solver.train_loader, AugmentedLoader)
@@ -176,6 +182,7 @@ class ModeProbe(Layer):
         return Input
 
 
+@pytest.mark.solution('mlp')
 def test_solver_trains_in_training_mode_and_evaluates_in_evaluation_mode(tiny_mnist):
     probe = ModeProbe()
     network = Network([probe, FCLayer(784, 10), DropoutLayer(0.5, seed=0)])
@@ -190,6 +197,7 @@ def test_solver_trains_in_training_mode_and_evaluates_in_evaluation_mode(tiny_mn
     assert solver.validate() == solver.validate()
 
 
+@pytest.mark.solution('mlp')
 def test_mlp_with_dropout_and_batch_norm_learns(tiny_mnist):
     solver = Solver(quiet(tiny_mnist, hidden_sizes=[32], dropout=0.2, normalization='batch',
                           learning_rate=0.05, max_epoch=3))
