@@ -131,7 +131,7 @@ def build_callbacks(cfg):
     if cfg['momentum_warmup']:
         callbacks.append(MomentumSchedule(cfg['momentum_warmup'], before=0.5, after=cfg['momentum']))
     if cfg['early_stopping']:
-        callbacks.append(EarlyStopping(cfg['early_stopping'], verbose=cfg['verbose']))
+        callbacks.append(EarlyStopping(cfg['early_stopping']))   # says so when it restores, even when quiet
     return [callback for callback in callbacks if callback is not None]
 
 
@@ -382,7 +382,8 @@ class Solver(object):
     Attributes after train():
     - history: dict of lists, one entry per epoch for 'train_loss',
       'train_acc', 'val_loss', 'val_acc', 'epoch_time' (seconds of training,
-      validation excluded), and one entry per batch for 'iter_loss' and
+      validation excluded), 'learning_rate' (the rate used in that epoch,
+      as a schedule set it), and one entry per batch for 'iter_loss' and
       'iter_acc'.
     """
 
