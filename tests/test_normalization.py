@@ -200,3 +200,21 @@ def test_group_layer_instance_norm_statistics_and_backward(make, groups, shape):
 def test_group_norm_rejects_groups_that_do_not_divide_the_channels():
     with pytest.raises(ValueError, match='must divide'):
         GroupNormLayer(3, 4)
+
+
+@pytest.mark.parametrize('normalization, dropout, expected', [
+    ('none', 0.0, ['FCLayer', 'ReLULayer', 'FCLayer', 'ReLULayer', 'FCLayer']),
+    ('batch', 0.5, ['FCLayer', 'BatchNormLayer', 'ReLULayer', 'DropoutLayer',
+                    'FCLayer', 'BatchNormLayer', 'ReLULayer', 'DropoutLayer', 'FCLayer']),
+    ('layer', 0.0, ['FCLayer', 'LayerNormLayer', 'ReLULayer', 'FCLayer', 'LayerNormLayer', 'ReLULayer',
+                    'FCLayer']),
+])
+def test_add_regularisation_places_normalisation_before_and_dropout_after_each_activation(
+        normalization, dropout, expected):
+    from layers import add_regularisation, build_mlp
+    network = add_regularisation(build_mlp(6, [5, 4], 3), dropout, normalization, seed=0)
+    assert [type(layer).__name__ for layer in network.layerList] == expected
+    norms = [layer for layer in network.layerList if hasattr(layer, 'gamma')]
+    assert [layer.num_features for layer in norms] == ([5, 4] if norms else [])
+    with pytest.raises(ValueError, match='choose one of none, batch, layer'):
+        add_regularisation(build_mlp(6, [5], 3), 0.0, 'group')
