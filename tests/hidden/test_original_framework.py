@@ -90,7 +90,7 @@ class SGD(object):
 def test_original_framework_solution_drops_in(tiny_mnist, tmp_path, replaced):
     work = tmp_path / 'student'
     work.mkdir()
-    for name in ('dataloader.py', 'layers.py', 'loss.py', 'optimizer.py', 'solver.py', 'visualize.py'):
+    for name in ('dataloader.py', 'layers.py', 'loss.py', 'optimizer.py', 'solver.py', 'visualize.py', 'augment.py'):
         shutil.copy(REPO / name, work / name)
     originals = {'loss.py': ORIGINAL_LOSS, 'optimizer.py': ORIGINAL_OPTIMIZER}
     for name in replaced:
