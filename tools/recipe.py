@@ -71,7 +71,7 @@ def _solver(cfg_or_solver):
     """A Solver from a cfg dict (printing off), or the Solver given."""
     if isinstance(cfg_or_solver, dict):
         return Solver(dict(cfg_or_solver, verbose=False))
-    if not hasattr(cfg_or_solver, 'model'):
+    if not isinstance(cfg_or_solver, Solver):
         raise TypeError("expected a cfg dict or a Solver, got "
                         f"{type(cfg_or_solver).__name__}")
     return cfg_or_solver
@@ -132,7 +132,7 @@ def check_initial_loss(model_or_cfg, images=None, labels=None, num_classes=None,
         images, labels = _first(solver.val_loader.dataset, num_images)
         num_classes = num_classes or solver.val_loader.dataset.num_classes
     else:
-        model = getattr(model_or_cfg, 'model', model_or_cfg)
+        model = model_or_cfg.model if isinstance(model_or_cfg, Solver) else model_or_cfg
         if labels is None:
             raise ValueError("check_initial_loss needs labels together with images")
     num_classes = num_classes or int(np.max(labels)) + 1
@@ -479,6 +479,7 @@ def run_trial(cfg):
         'best_val_acc': max(history['val_acc']) if history['val_acc'] else None,
         'epochs': len(history['train_loss']),
         'seconds': time.perf_counter() - start,
+        'blas_threads': os.environ.get('OPENBLAS_NUM_THREADS'),   # what this process ran with
         'history': history,
     }
 
@@ -760,7 +761,7 @@ def merge_results(files, results_path):
 
 @dataclass
 class CurveDiagnosis:
-    verdict: str                  # 'diverged', 'overfitting', 'still improving', 'underfitting', 'good fit'
+    verdict: str      # 'diverged', 'overfitting', 'still improving', 'underfitting' or 'good fit'
     numbers: dict                 # the numbers behind the verdict
     message: str
 
@@ -769,7 +770,7 @@ class CurveDiagnosis:
 
 
 def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_tolerance=0.001,
-                    window=2):
+                    loss_improving_tolerance=0.01, fit_threshold=0.99, window=2):
     """Recipe step 5: read a run's per-epoch curves.
 
     Inputs:
@@ -778,8 +779,12 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
     - gap_tolerance: a train - validation accuracy gap above this is overfitting
     - turn_tolerance: the validation loss has turned up when its last value is
       this fraction above its minimum, reached before the last epoch
-    - improving_tolerance: still improving when the validation accuracy rose
-      by more than this per epoch over the last `window` epochs
+    - improving_tolerance, loss_improving_tolerance: still improving when,
+      over the last `window` epochs, the validation accuracy rose by more
+      than improving_tolerance per epoch, or its loss fell by more than this
+      fraction per epoch
+    - fit_threshold: with a small gap, a training accuracy below this is
+      underfitting (the model cannot even fit the training set)
     Returns a CurveDiagnosis (verdict, numbers, message).
 
     The training accuracy is the mean over each epoch while the weights move,
@@ -806,6 +811,7 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
         'final_val_loss': float(val_loss[-1]),
         'val_loss_rise': float(val_loss[-1] / val_loss.min() - 1),
         'val_acc_gain_per_epoch': float((val_acc[-1] - val_acc[-1 - window]) / window),
+        'val_loss_fall_per_epoch': float((1 - val_loss[-1] / val_loss[-1 - window]) / window),
         'train_loss_change_per_epoch': float((history['train_loss'][-1]
                                               - history['train_loss'][-1 - window]) / window),
     }
@@ -819,24 +825,28 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
                    f"({n['min_val_loss']:.4f}) and is {n['final_val_loss']:.4f} at epoch {epochs}"
                    f" ({100 * n['val_loss_rise']:+.1f}%). Stop earlier, add weight decay or "
                    f"dropout, or get more data (notes §4.2).")
-    elif n['val_acc_gain_per_epoch'] > improving_tolerance:
+    elif (n['val_acc_gain_per_epoch'] > improving_tolerance
+          or n['val_loss_fall_per_epoch'] > loss_improving_tolerance):
         verdict = 'still improving'
-        message = (f"STILL IMPROVING: the validation accuracy rose by "
-                   f"{100 * n['val_acc_gain_per_epoch']:.2f} points per epoch over the last "
-                   f"{window} epochs (now {100 * n['final_val_acc']:.2f}%), and its loss is still "
-                   f"falling: train longer or with a larger learning rate.")
-    elif n['gap'] < gap_tolerance / 2:
+        message = (f"STILL IMPROVING: over the last {window} epochs the validation accuracy "
+                   f"changed by {100 * n['val_acc_gain_per_epoch']:+.2f} points per epoch (now "
+                   f"{100 * n['final_val_acc']:.2f}%) and its loss by "
+                   f"{-100 * n['val_loss_fall_per_epoch']:+.1f}% per epoch (now "
+                   f"{n['final_val_loss']:.4f}): train longer or with a larger learning rate.")
+    elif n['final_train_acc'] < fit_threshold:
         verdict = 'underfitting'
         message = (f"UNDERFITTING: training and validation accuracy agree "
                    f"({100 * n['final_train_acc']:.2f}% against {100 * n['final_val_acc']:.2f}%, "
                    f"gap {100 * n['gap']:.2f} points) and have stopped improving "
-                   f"({100 * n['val_acc_gain_per_epoch']:+.2f} points per epoch): the model "
-                   f"has no capacity left to fit the training set better. A larger model "
-                   f"(hidden layers) should do better.")
+                   f"({100 * n['val_acc_gain_per_epoch']:+.2f} points per epoch), below "
+                   f"{100 * fit_threshold:g}% on the training set itself: the model has no "
+                   f"capacity left to fit it better. A larger model (hidden layers) should do "
+                   f"better.")
     else:
         verdict = 'good fit'
-        message = (f"GOOD FIT: the curves have levelled off with a small gap "
-                   f"({100 * n['gap']:.2f} points) and the validation loss at its minimum.")
+        message = (f"GOOD FIT: the curves have levelled off at {100 * n['final_train_acc']:.2f}% "
+                   f"training and {100 * n['final_val_acc']:.2f}% validation accuracy (gap "
+                   f"{100 * n['gap']:.2f} points), the validation loss at its minimum.")
     return CurveDiagnosis(verdict, numbers, message)
 
 
