@@ -138,7 +138,7 @@ def plot_weight_templates(W, save_path=None, image_shape=(28, 28), class_names=N
     num_classes = W.shape[1]
     names = class_names or [str(k) for k in range(num_classes)]
     rows, cols = _grid_shape(num_classes, max_cols=5)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 2.0 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.75 * rows + 0.3), squeeze=False)
     limit = np.abs(W).max() or 1.0
     for k, ax in enumerate(axes.flat):
         ax.axis('off')
@@ -148,7 +148,7 @@ def plot_weight_templates(W, save_path=None, image_shape=(28, 28), class_names=N
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.7, label='weight')
     fig.suptitle('Weights of each class as an image (red: raises the score)', fontsize=10)
     if save_path is not None:
-        save_figure(fig, save_path, dpi=120)
+        save_figure(fig, save_path, dpi=120, bbox_inches='tight')
     return fig
 
 

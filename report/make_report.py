@@ -39,7 +39,8 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-import observations  # noqa: E402  (needs the path set above)
+import model_pictures  # noqa: E402  (needs the path set above)
+import observations  # noqa: E402
 import pages  # noqa: E402
 import runs  # noqa: E402
 from dataloader import atomic_write  # noqa: E402
@@ -389,8 +390,12 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
 
 
-def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None):
-    """report.pdf and figures/*.png; returns (page titles, figure files)."""
+def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None,
+              cache_dir=None):
+    """report.pdf and figures/*.png; returns (page titles, figure files).
+
+    With a cache_dir, a last page shows what the momentum run learned (its
+    weights are cached there, see model_pictures.py)."""
     figure_dir = out_dir / 'figures'
     specs = {spec.name: spec for spec in experiments}
     metadata = {'Title': results['title'], 'Author': 'report/make_report.py',
@@ -410,6 +415,8 @@ def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=
                     write_comparison_page(writer, experiment, spec, results, records,
                                           new_section=experiment['section'] != previous_section)
                 previous_section = experiment['section']
+            if cache_dir is not None:
+                model_pictures.write_page(writer, results, records, cache_dir)
         finally:
             writer.close()
     # Remove figures of experiments that no longer exist.
@@ -463,7 +470,7 @@ def main(argv=None, experiments=None):
     results = build_results(plan, records, stats, args.quick, args.data_root, started)
     print('Writing the PDF ...', flush=True)
     page_titles, figures = write_pdf(results, records, experiments, out_dir,
-                                     page_png_dir=args.page_png)
+                                     page_png_dir=args.page_png, cache_dir=args.cache_dir)
     results['pages'] = page_titles
     results['figures'] = figures
     results['timing']['total_seconds'] = time.perf_counter() - clock
