@@ -310,3 +310,56 @@ def test_diagnosis_underfitting_and_good_fit():
                                    [1.0, 1.0])).verdict == 'diverged'
     with pytest.raises(ValueError, match='at least 2 epochs'):
         diagnose_curves(history([0.5], [0.5], [1.0], [1.0]))
+
+
+# ----- training with callbacks, and the notebook -----
+
+class EpochCounter:
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, solver, epoch):
+        self.seen.append((epoch, len(solver.history['val_acc'])))
+
+
+@pytest.mark.solution('softmax')
+def test_train_with_callbacks_is_the_same_run_as_train(tiny_cfg):
+    cfg = dict(tiny_cfg, max_epoch=3, verbose=False)
+    plain = recipe.Solver(cfg)
+    plain.train()
+    watched = recipe.Solver(cfg)
+    counter = EpochCounter()
+    recipe.train_with_callbacks(watched, [counter])
+    assert counter.seen == [(0, 1), (1, 2), (2, 3)], 'called after each epoch, history up to date'
+    for key in ('train_loss', 'train_acc', 'val_loss', 'val_acc', 'iter_loss'):
+        assert watched.history[key] == plain.history[key]
+    assert watched.cfg['max_epoch'] == 3
+
+
+@pytest.mark.solution('softmax')
+def test_recipe_notebook_runs_headless(tiny_mnist, tmp_path):
+    nbformat = pytest.importorskip('nbformat')
+    nbclient = pytest.importorskip('nbclient')
+    notebook = nbformat.read(recipe.REPO_ROOT / 'recipe.ipynb', as_version=4)
+    tagged = [i for i, cell in enumerate(notebook.cells)
+              if 'parameters' in cell.metadata.get('tags', [])]
+    assert len(tagged) == 1, "recipe.ipynb needs exactly one cell tagged 'parameters'"
+    fast = (f"data_root = {str(tiny_mnist)!r}\nout_dir = {str(tmp_path / 'out')!r}\nworkers = 1\n"
+            f"coarse_trials, fine_trials = 3, 2\ncoarse_epochs, fine_epochs = 1, 2\n")
+    notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(fast))
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
+                            resources={'metadata': {'path': str(recipe.REPO_ROOT)}}).execute()
+
+    text = '\n'.join(''.join(o.get('text', '') for o in cell.get('outputs', []))
+                     for cell in notebook.cells if cell.cell_type == 'code')
+    assert 'PASS: the untrained model predicts about uniformly' in text
+    assert 'FAIL: the untrained model does not behave like chance' in text
+    assert 'PASS: 100% training accuracy on 50 images' in text
+    assert 'Suggested range' in text and 'best setting: val' in text
+    assert 'test accuracy of the best setting' in text
+    images = [o for cell in notebook.cells if cell.cell_type == 'code'
+              for o in cell.outputs if 'image/png' in o.get('data', {})]
+    assert len(images) == 6, f'lr range, search, live curves and three pictures; got {len(images)}'
+    for name in ('lr_range', 'search', 'curves', 'templates', 'confusion', 'misclassified'):
+        assert (tmp_path / 'out' / f'{name}.png').stat().st_size > 1000
+    assert len(load_results(tmp_path / 'out' / 'search.jsonl')) == 6     # 3 + 2 + the default

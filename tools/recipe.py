@@ -851,6 +851,32 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
 
 
 # ---------------------------------------------------------------------------
+# Training with a callback after every epoch (live curves, layer statistics)
+# ---------------------------------------------------------------------------
+
+def train_with_callbacks(solver, callbacks):
+    """solver.train(), calling callback.on_epoch_end(solver, epoch) after every epoch.
+
+    The run is the same as one solver.train() call: the loader's shuffling
+    continues from epoch to epoch and solver.history grows by one entry per
+    epoch. Returns (train_loss, train_acc) per epoch, as train() does.
+    """
+    max_epoch = solver.cfg['max_epoch']
+    train_loss, train_acc = [], []
+    try:
+        solver.cfg['max_epoch'] = 1            # train() runs cfg['max_epoch'] epochs per call
+        for epoch in range(max_epoch):
+            loss, acc = solver.train()
+            train_loss += loss
+            train_acc += acc
+            for callback in callbacks:
+                callback.on_epoch_end(solver, epoch)
+    finally:
+        solver.cfg['max_epoch'] = max_epoch
+    return train_loss, train_acc
+
+
+# ---------------------------------------------------------------------------
 # Predictions, for the pictures
 # ---------------------------------------------------------------------------
 
@@ -887,7 +913,7 @@ def predict_proba(model, images, batch_size=1000):
 HOMEWORK_DEFAULT = {'learning_rate': 0.01, 'momentum': 0.9, 'batch_size': 100}
 
 
-def run_all(data_root='data', out_dir='recipe_out', workers=2, coarse_trials=16, fine_trials=8,
+def run_all(data_root='data', out_dir='outputs/recipe', workers=2, coarse_trials=16, fine_trials=8,
             seed=0, log=print):
     """Steps 1-5 on the homework model; figures and the search table go to out_dir.
 
@@ -963,7 +989,8 @@ def main(argv=None):
 
     p_all = sub.add_parser('all', help='steps 1-5 on the homework model')
     p_all.add_argument('--data_root', default=str(REPO_ROOT / 'data'))
-    p_all.add_argument('--out', default='recipe_out', help='folder for figures and tables')
+    p_all.add_argument('--out', default=str(REPO_ROOT / 'outputs' / 'recipe'),
+                       help='folder for figures and tables (default: outputs/recipe)')
     p_all.add_argument('--workers', type=int, default=2)
     p_all.add_argument('--coarse', type=int, default=16, help='coarse trials')
     p_all.add_argument('--fine', type=int, default=8, help='fine trials')
