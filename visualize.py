@@ -442,3 +442,92 @@ class LiveCurves:
             self.handle = display(fig, display_id=True)
         else:
             self.handle.update(fig)
+
+
+# ---------------------------------------------------------------------------
+# Inside a deep network: per-layer statistics (notes §2.3.5, §2.5.1)
+# ---------------------------------------------------------------------------
+
+class LayerStatistics:
+    """Records, on a fixed probe batch, what every layer of a network sees.
+
+    record(model, step) runs one forward and backward pass of the probe batch
+    (no update) and keeps, for each fully connected layer l = 1..L (every
+    layer with a weight W):
+    - act_mean[l], act_std[l]: mean and standard deviation of the layer's
+      input, i.e. of the activations of the layer below (for l = 1: the image)
+    - grad_norm[l]: the Frobenius norm of dE/dW of the layer
+    and the probe loss. As a training callback (Solver(cfg, callbacks=[stats]))
+    it records after every epoch; history['step'] is then the epoch.
+
+    Vanishing gradients (notes §2.3.5) show as grad_norm falling layer by
+    layer towards the input; a too-small initialisation (§2.5.1) as act_std
+    shrinking layer by layer.
+    """
+
+    def __init__(self, images, labels):
+        """images (N, D), labels (N,): the probe batch (e.g. 500 training images)."""
+        self.images, self.labels = images, labels
+        self.history = {'step': [], 'loss': [], 'act_mean': [], 'act_std': [], 'grad_norm': []}
+
+    def record(self, model, step):
+        network = getattr(model, 'network', model)
+        layers = [layer for layer in getattr(network, 'layerList', []) if hasattr(layer, 'W')]
+        if not layers:
+            raise ValueError("LayerStatistics needs a network of layers (model.network.layerList) "
+                             "with weights W")
+        loss, _ = model.forward(self.images, self.labels)
+        model.gradient_computing()
+        inputs = [np.asarray(layer.Input, dtype=np.float64) for layer in layers]
+        self.history['step'].append(step)
+        self.history['loss'].append(float(loss))
+        self.history['act_mean'].append([float(x.mean()) for x in inputs])
+        self.history['act_std'].append([float(x.std()) for x in inputs])
+        self.history['grad_norm'].append([float(np.linalg.norm(layer.grad_W)) for layer in layers])
+
+    def on_epoch_end(self, solver, epoch):
+        self.record(solver.model, epoch + 1)
+
+
+def plot_layer_statistics(statistics, save_path=None, step_name='Iteration'):
+    """Per-layer statistics of one or more networks, one line per network.
+
+    Inputs:
+    - statistics: {label: LayerStatistics (or its history dict)}
+    Panels: (1) std of each layer's input at the first record (log scale),
+    (2) its mean, (3) the gradient norm of each layer at the first record
+    (solid) and at the last (dashed), (4) the probe loss over training.
+    Layer 1 is the layer nearest the input.
+    Returns the Figure; in panels 1 and 3 the first line of network i is
+    (layer numbers, values of its first record).
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    ax_std, ax_mean, ax_grad, ax_loss = axes.flat
+    for label, stats in statistics.items():
+        history = getattr(stats, 'history', stats)
+        first = {key: np.asarray(history[key][0]) for key in ('act_mean', 'act_std', 'grad_norm')}
+        layer_numbers = np.arange(1, len(first['act_std']) + 1)
+        line, = ax_std.plot(layer_numbers, first['act_std'], '-o', markersize=4, label=label)
+        color = line.get_color()
+        ax_mean.plot(layer_numbers, first['act_mean'], '-o', markersize=4, color=color, label=label)
+        ax_grad.plot(layer_numbers, first['grad_norm'], '-o', markersize=4, color=color,
+                     label=f'{label} (step {history["step"][0]})')
+        ax_grad.plot(layer_numbers, history['grad_norm'][-1], '--', color=color,
+                     label=f'{label} (step {history["step"][-1]})')
+        ax_loss.plot(history['step'], history['loss'], '-', color=color, label=label)
+    for ax, ylabel, title, log in (
+            (ax_std, 'Std of the layer input', 'Spread of the activations at the start', True),
+            (ax_mean, 'Mean of the layer input', 'Mean of the activations at the start', False),
+            (ax_grad, '||dE/dW||', 'Gradient norm per layer: start (solid), end (dashed)', True),
+            (ax_loss, 'Loss on the probe batch', 'Loss during training', False)):
+        if log:
+            ax.set_yscale('log')
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in (ax_std, ax_mean, ax_grad):
+        ax.set_xlabel('Layer (1 = next to the input)')
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax_loss.set_xlabel(step_name)
+    return _finish(fig, save_path)

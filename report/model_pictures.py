@@ -16,7 +16,7 @@ import numpy as np
 
 import visualize
 from dataloader import atomic_write
-from layers import param_names_of
+from layers import layers_of, param_names_of
 from solver import Solver
 from tools.recipe import predict_proba
 
@@ -41,20 +41,15 @@ def _parameters(model):
     '<index>.<name>' of each layer of a network."""
     if hasattr(model, 'W'):
         return {'W': model.W, 'b': model.b}
-    return {f'{i}.{name}': getattr(layer, name) for i, layer in enumerate(_layers(model))
+    return {f'{i}.{name}': getattr(layer, name) for i, layer in enumerate(layers_of(model))
             for name in param_names_of(layer) if getattr(layer, 'trainable', False)}
-
-
-def _layers(model):
-    network = getattr(model, 'network', model)
-    return getattr(network, 'layerList', None) or network.layers
 
 
 def _load_parameters(model, saved):
     if hasattr(model, 'W'):
         model.W, model.b = saved['W'], saved['b']
         return
-    layers = _layers(model)
+    layers = layers_of(model)
     for key in saved.files:
         index, name = key.split('.')
         setattr(layers[int(index)], name, saved[key])

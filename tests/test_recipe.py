@@ -314,26 +314,16 @@ def test_diagnosis_underfitting_and_good_fit():
 
 # ----- training with callbacks, and the notebook -----
 
-class EpochCounter:
-    def __init__(self):
-        self.seen = []
-
-    def on_epoch_end(self, solver, epoch):
-        self.seen.append((epoch, len(solver.history['val_acc'])))
-
-
 @pytest.mark.solution('softmax')
-def test_train_with_callbacks_is_the_same_run_as_train(tiny_cfg):
-    cfg = dict(tiny_cfg, max_epoch=3, verbose=False)
-    plain = recipe.Solver(cfg)
-    plain.train()
-    watched = recipe.Solver(cfg)
-    counter = EpochCounter()
-    recipe.train_with_callbacks(watched, [counter])
-    assert counter.seen == [(0, 1), (1, 2), (2, 3)], 'called after each epoch, history up to date'
-    for key in ('train_loss', 'train_acc', 'val_loss', 'val_acc', 'iter_loss'):
-        assert watched.history[key] == plain.history[key]
-    assert watched.cfg['max_epoch'] == 3
+def test_live_curves_follow_a_real_training_run(tiny_cfg, capsys):
+    from visualize import LiveCurves
+
+    live = LiveCurves(display=False)
+    solver = recipe.Solver(dict(tiny_cfg, max_epoch=3, verbose=False), callbacks=[live])
+    solver.train()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(':')[0] for line in lines] == ['epoch 1', 'epoch 2', 'epoch 3']
+    assert lines[2].endswith(f"val acc {solver.history['val_acc'][2]:.4f}")
 
 
 @pytest.mark.solution('softmax')
@@ -363,3 +353,24 @@ def test_recipe_notebook_runs_headless(tiny_mnist, tmp_path):
     for name in ('lr_range', 'search', 'curves', 'templates', 'confusion', 'misclassified'):
         assert (tmp_path / 'out' / f'{name}.png').stat().st_size > 1000
     assert len(load_results(tmp_path / 'out' / 'search.jsonl')) == 6     # 3 + 2 + the default
+
+
+@pytest.mark.solution('softmax', 'mlp')
+def test_deep_network_experiment_shows_vanishing_gradients_and_bad_initialisation(tiny_mnist):
+    found = recipe.deep_network_experiment(str(tiny_mnist), depth=6, width=64, num_iterations=1,
+                                           record_every=1)
+    at_start = {label: {key: np.asarray(values[0]) for key, values in stats.history.items()
+                        if key != 'step'} for label, stats in found.items()}
+    assert set(at_start) == set(recipe.DEEP_SETTINGS)
+    sigmoid, gaussian = at_start['sigmoid, Xavier'], at_start['ReLU, Gaussian 0.01']
+    msra = at_start['ReLU, MSRA']
+    assert len(sigmoid['grad_norm']) == 7                 # 6 hidden layers and the output layer
+    # §2.3.5: through sigmoids the gradient shrinks layer by layer towards the input
+    # (from layer 2 up: layer 1's input is the image, not a sigmoid output, so its scale differs)
+    assert np.all(np.diff(sigmoid['grad_norm'][1:]) > 0)
+    assert sigmoid['grad_norm'][-1] / sigmoid['grad_norm'][0] > 100
+    # §2.5.1: with std 0.01 every ReLU layer shrinks the activations (by about 0.01 * sqrt(64 / 2))
+    assert np.all(np.diff(gaussian['act_std'][1:]) < 0)
+    assert gaussian['act_std'][1] / gaussian['act_std'][-1] > 1e4
+    # MSRA keeps their spread: the hidden layers' stds within a factor of 2 of each other
+    assert msra['act_std'][1:].max() / msra['act_std'][1:].min() < 2

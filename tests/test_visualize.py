@@ -223,3 +223,51 @@ def test_live_curves_update_one_display_in_a_notebook(monkeypatch):
     live.on_epoch_end(SimpleNamespace(history=hist), 1)
     assert [kind for kind, _ in shown] == ['display', 'update']
     assert shown[0][1] is shown[1][1] is live.fig
+
+
+# ----- per-layer statistics (notes §2.3.5, §2.5.1) -----
+
+def test_layer_statistics_against_a_hand_computed_forward_and_backward():
+    from layers import FCLayer, ReLULayer, Network, Classifier
+    from loss import SoftmaxCrossEntropyLossLayer
+
+    rng = np.random.default_rng(5)
+    x, labels = rng.normal(size=(30, 12)), rng.integers(0, 4, size=30)
+    np.random.seed(0)
+    network = Network([FCLayer(12, 8, init='msra', input_grad=False), ReLULayer(), FCLayer(8, 4)])
+    model = Classifier(network, SoftmaxCrossEntropyLossLayer())
+    stats = visualize.LayerStatistics(x, labels)
+    stats.record(model, step=7)
+
+    W1, b1 = network.layerList[0].W, network.layerList[0].b
+    W2, b2 = network.layerList[2].W, network.layerList[2].b
+    h = np.maximum(x @ W1 + b1, 0)                        # the input of the second FC layer
+    logits = h @ W2 + b2
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    delta2 = (p - np.eye(4)[labels]) / len(x)              # notes §2.3.4
+    delta1 = (delta2 @ W2.T) * (h > 0)
+    history = stats.history
+    assert history['step'] == [7]
+    assert history['loss'][0] == pytest.approx(-np.mean(np.log(p[np.arange(30), labels])))
+    assert history['act_mean'][0] == pytest.approx([x.mean(), h.mean()])
+    assert history['act_std'][0] == pytest.approx([x.std(), h.std()])
+    assert history['grad_norm'][0] == pytest.approx([np.linalg.norm(x.T @ delta1),
+                                                     np.linalg.norm(h.T @ delta2)])
+
+
+def test_layer_statistics_plot_draws_the_first_record_per_layer(tmp_path):
+    history = {'step': [0, 10], 'loss': [2.3, 1.0],
+               'act_mean': [[0.0, 0.5, 0.4], [0.0, 0.6, 0.5]],
+               'act_std': [[0.3, 0.1, 0.01], [0.3, 0.2, 0.1]],
+               'grad_norm': [[1e-4, 1e-2, 1.0], [1e-3, 1e-2, 0.1]]}
+    fig = visualize.plot_layer_statistics({'deep sigmoid': history}, tmp_path / 'layers.png')
+    assert_png(tmp_path / 'layers.png')
+    ax_std, ax_mean, ax_grad, ax_loss = fig.axes
+    assert list(ax_std.get_lines()[0].get_xdata()) == [1, 2, 3]
+    assert list(ax_std.get_lines()[0].get_ydata()) == [0.3, 0.1, 0.01]
+    assert list(ax_mean.get_lines()[0].get_ydata()) == [0.0, 0.5, 0.4]
+    start, end = ax_grad.get_lines()
+    assert list(start.get_ydata()) == [1e-4, 1e-2, 1.0] and list(end.get_ydata()) == [1e-3, 1e-2, 0.1]
+    assert list(ax_loss.get_lines()[0].get_ydata()) == [2.3, 1.0]
+    assert ax_std.get_yscale() == 'log' and ax_grad.get_yscale() == 'log'

@@ -449,11 +449,16 @@ def trial_key(cfg):
 
 
 def make_trials(base_cfg, settings, round_name, max_epoch):
-    """[{'key', 'round', 'cfg'}]: base_cfg with each setting and max_epoch."""
+    """[{'key', 'round', 'cfg'}]: base_cfg with each setting and max_epoch.
+
+    Each cfg is complete (every key of solver.CFG_SCHEMA, defaults filled in),
+    so that every trial names every hyper-parameter it ran with.
+    """
     trials = []
     for setting in settings:
-        cfg = dict(base_cfg, **setting, max_epoch=max_epoch, verbose=False)
-        validate_cfg(cfg)                     # a clear error before anything runs
+        # validate_cfg: a clear error before anything runs, and the defaults filled in
+        cfg = validate_cfg(dict(base_cfg, **setting, max_epoch=max_epoch, verbose=False))
+        cfg = json.loads(json.dumps(cfg))     # plain JSON types, as the results file stores them
         trials.append({'key': trial_key(cfg), 'round': round_name, 'cfg': cfg})
     return trials
 
@@ -851,29 +856,61 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
 
 
 # ---------------------------------------------------------------------------
-# Training with a callback after every epoch (live curves, layer statistics)
+# Inside a deep network: vanishing gradients and initialisation
+# (notes §2.3.5, §2.5.1)
 # ---------------------------------------------------------------------------
 
-def train_with_callbacks(solver, callbacks):
-    """solver.train(), calling callback.on_epoch_end(solver, epoch) after every epoch.
+# label: (activation, init) of every hidden layer of the deep network
+DEEP_SETTINGS = {
+    'sigmoid, Xavier': ('sigmoid', 'xavier'),       # §2.3.5: gradients vanish towards the input
+    'ReLU, Gaussian 0.01': ('relu', 'gaussian'),    # §2.5.1: activations shrink layer by layer
+    'ReLU, Xavier': ('relu', 'xavier'),
+    'ReLU, MSRA': ('relu', 'msra'),                 # keeps the spread of ReLU activations
+}
 
-    The run is the same as one solver.train() call: the loader's shuffling
-    continues from epoch to epoch and solver.history grows by one entry per
-    epoch. Returns (train_loss, train_acc) per epoch, as train() does.
+
+def deep_network_experiment(data_root='data', depth=6, width=128, num_iterations=200,
+                            record_every=20, batch_size=100, learning_rate=0.05, momentum=0.9,
+                            probe_size=500, settings=None, seed=0):
+    """Train one deep MLP per setting and record per-layer statistics.
+
+    Each network is 784 -> depth hidden layers of `width` units -> 10, with
+    the activation and initialisation of its setting; all start from the
+    same seed and see the same batches, with SGD (learning_rate, momentum).
+    Every record_every iterations a LayerStatistics records the activations
+    and gradient norms of each layer on a fixed probe batch of training images.
+    Returns {label: LayerStatistics} (visualize.plot_layer_statistics draws it).
     """
-    max_epoch = solver.cfg['max_epoch']
-    train_loss, train_acc = [], []
-    try:
-        solver.cfg['max_epoch'] = 1            # train() runs cfg['max_epoch'] epochs per call
-        for epoch in range(max_epoch):
-            loss, acc = solver.train()
-            train_loss += loss
-            train_acc += acc
-            for callback in callbacks:
-                callback.on_epoch_end(solver, epoch)
-    finally:
-        solver.cfg['max_epoch'] = max_epoch
-    return train_loss, train_acc
+    from dataloader import Dataset
+    from layers import Classifier, build_mlp
+    from loss import SoftmaxCrossEntropyLossLayer
+    from optimizer import SGD
+    from visualize import LayerStatistics
+
+    settings = DEEP_SETTINGS if settings is None else settings
+    dataset = Dataset(data_root, mode='train')
+    num_input, num_classes = dataset.images.shape[1], dataset.num_classes
+    probe = dataset[np.arange(min(probe_size, len(dataset)))]
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    batches = [order[(i * batch_size) % len(order):][:batch_size] for i in range(num_iterations)]
+    results = {}
+    for label, (activation, init) in settings.items():
+        np.random.seed(seed)
+        network = build_mlp(num_input, [width] * depth, num_classes, activation=activation,
+                            init=init)
+        model = Classifier(network, SoftmaxCrossEntropyLossLayer())
+        optimizer = SGD(model, learning_rate, momentum)
+        statistics = LayerStatistics(*probe)
+        with np.errstate(over='ignore', invalid='ignore'):
+            for iteration, indices in enumerate(batches):
+                if iteration % record_every == 0:
+                    statistics.record(model, iteration)
+                model.forward(*dataset[indices])
+                model.gradient_computing()
+                optimizer.step()
+            statistics.record(model, num_iterations)
+        results[label] = statistics
+    return results
 
 
 # ---------------------------------------------------------------------------
@@ -883,10 +920,12 @@ def train_with_callbacks(solver, callbacks):
 def predict_proba(model, images, batch_size=1000):
     """Class probabilities of a model, (N, C), computed in batches.
 
-    The homework model is softmax(images @ W + b); a model with a `.network`
-    (an MLP or CNN Classifier) gives its logits from network.forward.
+    The homework model is softmax(images @ W + b); a Classifier (an MLP or
+    CNN) gives its class scores from model.predict, and the probabilities
+    are their softmax.
     """
-    from layers import affine_forward, softmax
+    from layers import affine_forward
+    from loss import softmax
 
     switch = getattr(model, 'eval', None)
     if callable(switch):
@@ -894,8 +933,8 @@ def predict_proba(model, images, batch_size=1000):
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
-        if hasattr(model, 'network'):
-            logits = model.network.forward(batch)
+        if hasattr(model, 'predict'):
+            logits = model.predict(batch)
         else:
             logits = affine_forward(batch, model.W, model.b)
         chunks.append(softmax(logits))
