@@ -334,8 +334,9 @@ def test_recipe_notebook_runs_headless(tiny_mnist, tmp_path):
     tagged = [i for i, cell in enumerate(notebook.cells)
               if 'parameters' in cell.metadata.get('tags', [])]
     assert len(tagged) == 1, "recipe.ipynb needs exactly one cell tagged 'parameters'"
-    fast = (f"data_root = {str(tiny_mnist)!r}\nout_dir = {str(tmp_path / 'out')!r}\nworkers = 1\n"
-            f"coarse_trials, fine_trials = 3, 2\ncoarse_epochs, fine_epochs = 1, 2\n")
+    fast = (f"data_root = {str(tiny_mnist)!r}\nout_dir = {str(tmp_path / 'out')!r}\nworkers = 0\n"
+            f"coarse_trials, fine_trials = 3, 2\ncoarse_epochs, fine_epochs = 1, 2\n"
+            f"mlp_epochs = 1\ndeep_iterations = 2\n")
     notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(fast))
     nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
                             resources={'metadata': {'path': str(recipe.REPO_ROOT)}}).execute()
@@ -349,8 +350,10 @@ def test_recipe_notebook_runs_headless(tiny_mnist, tmp_path):
     assert 'test accuracy of the best setting' in text
     images = [o for cell in notebook.cells if cell.cell_type == 'code'
               for o in cell.outputs if 'image/png' in o.get('data', {})]
-    assert len(images) == 6, f'lr range, search, live curves and three pictures; got {len(images)}'
-    for name in ('lr_range', 'search', 'curves', 'templates', 'confusion', 'misclassified'):
+    assert len(images) == 8, f'lr range, search, live curves and five pictures; got {len(images)}'
+    assert 'MLP 784-64-10 after 1 epochs' in text and 'layer-1 / layer-7 gradient norm' in text
+    for name in ('lr_range', 'search', 'curves', 'templates', 'confusion', 'misclassified',
+                 'mlp_first_layer', 'layer_statistics'):
         assert (tmp_path / 'out' / f'{name}.png').stat().st_size > 1000
     assert len(load_results(tmp_path / 'out' / 'search.jsonl')) == 6     # 3 + 2 + the default
 
