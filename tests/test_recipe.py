@@ -185,6 +185,9 @@ def test_fine_space_is_a_narrower_range_around_the_best():
     # a best value at the edge: the fine range stays inside the coarse one
     edge = fine_space(space, {'learning_rate': 1.0, 'momentum': 0.9}, shrink=0.25)
     assert edge['learning_rate'][:2] == pytest.approx((10 ** -1, 1.0))
+    # a key the coarse round did not search (its value outside the range) keeps its range
+    unsearched = fine_space(space, {'learning_rate': 1e-2, 'momentum': 0.0})
+    assert unsearched['momentum'] == space['momentum']
 
 
 def test_keys_the_solver_does_not_accept_are_skipped_with_a_note():
@@ -272,6 +275,15 @@ def test_emitted_commands_run_anywhere_and_merge(tiny_cfg, tmp_path):
     assert set(load_results(results)) == {t['key'] for t in trials}
     assert recipe.emit_commands(trials, commands, tmp_path / 'out', results) == 0
     assert json.loads(files[0].read_text())['history']['val_acc']
+
+    # The fine round's commands, around the best merged coarse trial.
+    fine = tmp_path / 'fine.sh'
+    recipe.main(['search', '--data_root', tiny_cfg['data_root'], '--results', str(results),
+                 '--round', 'fine', '--fine', '3', '--emit-commands', str(fine),
+                 '--trial-dir', str(tmp_path / 'out')])
+    lines = fine.read_text().splitlines()
+    assert len(lines) == 3 and all(' trial --round fine ' in line for line in lines)
+    assert all('"max_epoch": 10' in line for line in lines)
 
 
 # ----- step 5 -----

@@ -431,9 +431,13 @@ def usable_search_space(space, base_cfg, schema=None):
 
 def fine_space(space, best, shrink=FINE_SHRINK):
     """The space around the best setting, `shrink` times as wide (on each key's
-    own scale), and inside the coarse range."""
+    own scale), and inside the coarse range. A key whose best value lies
+    outside its coarse range (it was not searched) keeps the coarse range."""
     fine = {}
     for key, (low, high, scale) in space.items():
+        if not min(low, high) <= best.get(key, float('nan')) <= max(low, high):
+            fine[key] = (low, high, scale)
+            continue
         lo_u, hi_u = sorted((_to_unit(low, scale), _to_unit(high, scale)))
         half = shrink * (hi_u - lo_u) / 2
         centre = min(max(_to_unit(best[key], scale), lo_u + half), hi_u - half)
