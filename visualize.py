@@ -9,6 +9,7 @@ import os
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from dataloader import atomic_write
@@ -358,7 +359,12 @@ def plot_search_results(trials, keys, save_path=None):
             x = 1 - best['cfg'][key] if key == 'momentum' else best['cfg'][key]
             ax.scatter([x], [100 * best['val_acc']], marker='*', s=160, color='red',
                        label='best', zorder=3)
-        ax.set_xscale('log')
+        if key == 'batch_size':          # powers of two, written out
+            ax.set_xscale('log', base=2)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter('%d'))
+        else:
+            ax.set_xscale('log')
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel('1 - momentum' if key == 'momentum' else key)
         ax.set_ylabel('Validation accuracy (%)')
         ax.grid(alpha=0.3)

@@ -18,9 +18,13 @@ Every step takes a cfg dict (the Solver's, see solver.CFG_SCHEMA) or a Solver:
 5. diagnose_curves(history)    underfit, overfit or still improving, with the
                                numbers behind the verdict
 
+and, to look inside a deep network, deep_network_experiment() (vanishing
+gradients, notes §2.3.5; the initial scale, §2.5.1). recipe.ipynb shows
+every step with its pictures (visualize.py).
+
 From the command line:
 
-    python tools/recipe.py all                      # steps 1-5 on the homework model (about a minute)
+    python tools/recipe.py all                      # steps 1-5 on the homework model (under two minutes)
     python tools/recipe.py search --workers 2 --results search.jsonl
     python tools/recipe.py search --emit-commands trials.sh --results search.jsonl
         # one shell command per trial (for a cluster job array), then:
@@ -278,7 +282,9 @@ def lr_range_test(cfg_or_solver, learning_rates=None, num_batches=100, band=0.1)
 
     One short run per learning rate (num_batches batches of the training
     set), every run from the same initial weights and the same batches.
-    The loss of a run is the mean over its last fifth of batches.
+    The loss of a run is the mean over its last fifth of batches; a run
+    whose loss turns NaN, or ends above 1.5 times its first batch's, has
+    diverged (its loss is inf).
     Inputs:
     - cfg_or_solver: a cfg dict or a Solver (its model is not changed)
     - learning_rates: increasing values (default: 10^-4 .. 10^1, two per decade)
