@@ -421,8 +421,8 @@ def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=
               cache_dir=None):
     """report.pdf and figures/*.png; returns (page titles, figure files).
 
-    With a cache_dir, a last page shows what the momentum run learned (its
-    weights are cached there, see model_pictures.py)."""
+    With a cache_dir, a page after the momentum experiment's shows what its
+    momentum-0.9 run learned (the weights are cached there, see model_pictures.py)."""
     figure_dir = out_dir / 'figures'
     specs = {spec.name: spec for spec in experiments}
     metadata = {'Title': results['title'], 'Author': 'report/make_report.py',
@@ -442,8 +442,8 @@ def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=
                     write_comparison_page(writer, experiment, spec, results, records,
                                           new_section=experiment['section'] != previous_section)
                 previous_section = experiment['section']
-            if cache_dir is not None:
-                model_pictures.write_page(writer, results, records, cache_dir)
+                if experiment['name'] == model_pictures.EXPERIMENT and cache_dir is not None:
+                    model_pictures.write_page(writer, results, records, cache_dir)
         finally:
             writer.close()
     # Remove figures of experiments that no longer exist.

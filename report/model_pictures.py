@@ -73,7 +73,10 @@ def trained_model(record, cache_dir):
     return solver, solver.model
 
 
-def write_page(writer, results, records, cache_dir, title='(d) What the momentum run learned'):
+TITLE = '(b) Momentum against no momentum: what the momentum-0.9 run learned'
+
+
+def write_page(writer, results, records, cache_dir, title=TITLE):
     """Add the page (when the report has the momentum-0.9 run and it did not diverge).
 
     Returns the numbers the page states, or None when there is no page.
@@ -118,8 +121,8 @@ def write_page(writer, results, records, cache_dir, title='(d) What the momentum
                                                 image_shape=test_set.image_shape))
 
     page = writer.new_page(title)
-    page.heading(title)
-    page.paragraph(f"The run \"{label}\" of section (b), after its "
+    page.heading(title.split(': ', 1)[-1], size=12)
+    page.paragraph(f"The run \"{label}\" of the previous page, after its "
                    f"{len(record['history']['train_loss'])} epochs, on the "
                    f"{len(test_set):,} test images.", color='0.3')
     k_true, k_pred, k_count = numbers['top_confusion']

@@ -15,7 +15,7 @@ import make_report  # noqa: E402
 import model_pictures  # noqa: E402
 import solver  # noqa: E402
 
-TITLE = '(d) What the momentum run learned'
+TITLE = model_pictures.TITLE
 
 
 def experiments(with_momentum=True):
@@ -35,7 +35,8 @@ def args(data, root):
 def test_page_of_the_momentum_run_is_drawn_and_its_weights_cached(tmp_path, monkeypatch):
     data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
     results = make_report.main(args(data, tmp_path), experiments=experiments())
-    assert results['pages'][-1] == TITLE
+    momentum_page = results['pages'].index(f'{make_report.SECTION_B}: Momentum')
+    assert results['pages'][momentum_page + 1] == TITLE        # right after the momentum page
     pictures = [name for name in results['figures'] if name.split('-', 1)[1] in
                 ('templates.png', 'confusion.png', 'misclassified.png')]
     assert len(pictures) == 3
