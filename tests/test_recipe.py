@@ -303,6 +303,13 @@ def test_diagnosis_overfitting_names_the_gap_and_the_turn():
     assert 'gap 8.00 points' in found.message and 'lowest at epoch 2' in found.message
 
 
+def test_diagnosis_a_creeping_loss_with_rising_accuracy_is_not_overfitting():
+    found = diagnose_curves(history([0.90, 0.91, 0.915, 0.92], [0.91, 0.925, 0.93, 0.935],
+                                    [0.4, 0.33, 0.31, 0.30], [0.30, 0.28, 0.283, 0.286]))
+    assert found.numbers['val_loss_rise'] == pytest.approx(0.286 / 0.28 - 1)   # +2.1%
+    assert found.verdict == 'still improving'
+
+
 def test_diagnosis_still_improving():
     found = diagnose_curves(history([0.80, 0.85, 0.88], [0.81, 0.86, 0.89],
                                     [0.9, 0.6, 0.45], [0.8, 0.55, 0.42]))

@@ -793,7 +793,8 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
       'val_loss', 'val_acc'; at least 2 epochs)
     - gap_tolerance: a train - validation accuracy gap above this is overfitting
     - turn_tolerance: the validation loss has turned up when its last value is
-      this fraction above its minimum, reached before the last epoch
+      this fraction above its minimum, reached before the last epoch, and
+      the validation accuracy is no higher than at that minimum
     - improving_tolerance, loss_improving_tolerance: still improving when,
       over the last `window` epochs, the validation accuracy rose by more
       than improving_tolerance per epoch, or its loss fell by more than this
@@ -831,7 +832,10 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
                                               - history['train_loss'][-1 - window]) / window),
     }
     n = numbers
-    turned = best_epoch < epochs and n['val_loss_rise'] > turn_tolerance
+    # The validation loss has turned up, and the accuracy has not gained since its minimum
+    # (a loss that creeps up while the accuracy still rises is calibration noise, not overfitting).
+    turned = (best_epoch < epochs and n['val_loss_rise'] > turn_tolerance
+              and val_acc[-1] <= val_acc[best_epoch - 1])
     if turned or n['gap'] > gap_tolerance:
         verdict = 'overfitting'
         message = (f"OVERFITTING: training accuracy {100 * n['final_train_acc']:.2f}% against "
