@@ -135,6 +135,9 @@ def write_page(writer, results, records, cache_dir, title=TITLE):
             "Top: the weights of each class as an image. The score of a class is the sum of the "
             "pixels weighted by its template: red pixels raise it, blue lower it."):
         page.paragraph(text, bullet=True)
+    if numbers['test_acc'] != record['test_acc']:
+        page.paragraph(f"Note: the run's record says {100 * record['test_acc']:.2f}% test accuracy; "
+                       f"retraining did not reproduce its weights exactly.", color='firebrick')
     for fig, name, height in zip(figures, files, (2.9, 3.0, 2.4)):
         _place(page, files[name], height)
         writer.figures.append(f'{figure_dir.name}/{files[name].name}')

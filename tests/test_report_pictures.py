@@ -1,5 +1,6 @@
 """The report's page of pictures of the momentum run (report/model_pictures.py)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -58,8 +59,9 @@ def test_page_of_the_momentum_run_is_drawn_and_its_weights_cached(tmp_path, monk
     def no_training(*a, **k):
         raise AssertionError('a cached rerun must not train')
     monkeypatch.setattr(solver.Solver, 'train', no_training)
-    again = make_report.main(args(data, tmp_path), experiments=experiments())
-    assert again['pages'] == results['pages'] and again['figures'] == results['figures']
+    record = json.loads((tmp_path / 'cache' / f'run-{key}.json').read_text())
+    _, model = model_pictures.trained_model(record, tmp_path / 'cache')
+    assert np.array_equal(model.W, W) and np.array_equal(model.b, b)
 
 
 def test_no_page_without_a_momentum_run(tmp_path):
