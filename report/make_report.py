@@ -55,7 +55,8 @@ from threads import apply_thread_policy, describe_threads  # noqa: E402
 
 apply_thread_policy(quiet=__name__ != '__main__')
 
-import observations  # noqa: E402  (needs the path and the thread policy set above)
+import model_pictures  # noqa: E402  (needs the path and the thread policy set above)
+import observations  # noqa: E402
 import pages  # noqa: E402
 import runs  # noqa: E402
 from fileio import atomic_write, remove_stale_temporaries  # noqa: E402
@@ -560,8 +561,12 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
 
 
-def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None):
-    """report.pdf and figures/*.png; returns (page titles, figure files)."""
+def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None,
+              cache_dir=None):
+    """report.pdf and figures/*.png; returns (page titles, figure files).
+
+    With a cache_dir, a page after the momentum experiment's shows what its
+    momentum-0.9 run learned (the weights are cached there, see model_pictures.py)."""
     figure_dir = out_dir / 'figures'
     specs = {spec.name: spec for spec in experiments}
     metadata = {'Title': results['title'], 'Author': 'report/make_report.py',
@@ -581,6 +586,8 @@ def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=
                     write_comparison_page(writer, experiment, spec, results, records,
                                           new_section=experiment['section'] != previous_section)
                 previous_section = experiment['section']
+                if experiment['name'] == model_pictures.EXPERIMENT and cache_dir is not None:
+                    model_pictures.write_page(writer, results, records, cache_dir)
         finally:
             writer.close()
     # Remove figures of experiments that no longer exist.
@@ -658,7 +665,7 @@ def main(argv=None, experiments=None):
     print('Writing the PDF ...', flush=True)
     try:
         page_titles, figures = write_pdf(results, records, experiments, out_dir,
-                                         page_png_dir=args.page_png)
+                                         page_png_dir=args.page_png, cache_dir=args.cache_dir)
         results['pages'] = page_titles
         results['figures'] = figures
         results['timing']['total_seconds'] = time.perf_counter() - clock
