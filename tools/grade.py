@@ -76,7 +76,7 @@ from dataloader import atomic_write  # noqa: E402  (temporary file, then rename)
 PROBE = TOOLS / '_probe_child.py'
 MAX_FILE_BYTES = 5 * 2 ** 20          # one submitted file
 MAX_ZIP_BYTES = 100 * 2 ** 20         # what is read from one zip, uncompressed (ignored folders excluded)
-MAX_RUNS = 4                          # child processes per submission (restarts after crashes / stuck checks)
+MAX_RUNS = 20                         # child processes per submission (restarts after crashes / stuck checks)
 GRACE_SECONDS = 5                     # a check's own alarm fires first; the grader stops it after this
 MESSAGE_CHARS = 300                   # free text from student code, per check
 OUTPUT_CHARS = 800                    # end of the output shown when the run did not end normally

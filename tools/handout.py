@@ -41,6 +41,9 @@ every test with one must fail.
 """
 
 import argparse
+import json
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -56,6 +59,7 @@ from assignment_files import (  # noqa: E402,F401
     check_assignment, find_leaks, find_regions, handout_files, handout_text, list_files, load_manifest,
     make_handout, solution_lines, strip_instructor_notes, strip_notebook, strip_regions, test_file_tags)
 import grade  # noqa: E402  (tools/grade.py: validation grades the reference as a submission)
+import process_guard  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -63,31 +67,79 @@ import grade  # noqa: E402  (tools/grade.py: validation grades the reference as 
 # ---------------------------------------------------------------------------
 
 def run_tests_observed(folder, timeout=600):
-    """Run the default pytest of a folder with the grading plugin in observe
-    mode; returns {nodeid: record} (outcome, tags, message) and the pytest output."""
-    import grade  # tools/grade.py, next to this file
+    """Run the default pytest of a (trusted) folder with the results plugin
+    (tools/_grading_plugin.py) in observe mode. Returns {'status': 'ok' |
+    <why it stopped>, 'tests': {nodeid: record (outcome, tags, message)},
+    'collect_errors': [...], 'output': tail}."""
     with tempfile.TemporaryDirectory(prefix='observe-') as results_dir:
-        run = grade.run_pytest(folder, results_dir, assignment=None, student_files=[],
-                               time_limit=timeout, test_timeout=max(timeout / 4, 30))
-    return run
+        results_dir = Path(results_dir)
+        shutil.copyfile(TOOLS / '_grading_plugin.py', results_dir / '_grading_plugin.py')
+        env = dict(os.environ, PYTHONPATH=str(results_dir), GRADER_RESULTS=str(results_dir / 'results.jsonl'),
+                   GRADER_TEST_TIMEOUT=str(max(timeout / 4, 30)), PYTHONDONTWRITEBYTECODE='1',
+                   MPLBACKEND='Agg', OPENBLAS_NUM_THREADS='1')
+        env.pop('GRADER_ASSIGNMENT', None)
+        result = process_guard.run_contained(
+            [sys.executable, '-m', 'pytest', '-p', '_grading_plugin', '-p', 'no:cacheprovider', '-q',
+             '--tb=no', '--color=no', '--continue-on-collection-errors'],
+            cwd=folder, env=env, time_limit=timeout)
+        tests, tags, errors = {}, {}, []
+        lines = (results_dir / 'results.jsonl').read_text(encoding='utf-8').splitlines() \
+            if (results_dir / 'results.jsonl').exists() else []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record['kind'] == 'collected':
+            tags = {t['nodeid']: t['tags'] for t in record['tests']}
+        elif record['kind'] == 'collect_error':
+            errors.append(record)
+        elif record['kind'] == 'result':
+            tests[record['nodeid']] = dict(record, tags=tags.get(record['nodeid'], []))
+    status = result['stopped'] or ('ok' if result['returncode'] in (0, 1) else
+                                   f"pytest exit code {result['returncode']}")
+    return {'status': status, 'tests': tests, 'collect_errors': errors, 'output': result['output']}
+
+
+def validate_checks(root, name, log=print):
+    """The graded checks of an assignment: the reference passes every one, the
+    handout's own files (nothing submitted) earn no point. Returns problems."""
+    try:
+        run = grade.GradingRun(root, name)
+    except HandoutError as error:
+        log(f"   WARNING: {error}; grading '{name}' is not possible yet")
+        return []
+    problems = []
+    try:
+        reference = grade.grade_reference(run)
+        failing = [r for r in reference['rows'] if not r['passed']]
+        log(f"   checks: the reference passes {len(reference['rows']) - len(failing)} of "
+            f"{len(reference['rows'])} ({run.max_score():g} points; seed {run.seed})")
+        problems += [f"{name}: the reference fails check {r['check']}: {r['message']}" for r in failing]
+        empty = grade.grade_files(run, {})
+        earning = [r['check'] for r in empty['rows'] if r['passed'] and r['max_points'] > 0]
+        log(f"   checks: the handout's own files earn {sum(r['points'] for r in empty['rows']):g} points")
+        problems += [f"{name}: check {c} gives points to the untouched handout: it does not test the TODOs"
+                     for c in earning]
+        alone = grade.grade_files(run, {f: (Path(root) / f).read_bytes() for f in run.spec['graded_files']
+                                        if (Path(root) / f).is_file()})
+        if not all(r['passed'] for r in alone['rows']):
+            log(f"   note: the reference's {', '.join(run.spec['graded_files'])} call code of other assignments "
+                f"(stubs in the handout) and score {sum(r['points'] for r in alone['rows']):g} there; a "
+                f"student's files cannot lean on that code, so grading runs the reference with it")
+    finally:
+        shutil.rmtree(run.workspace, ignore_errors=True)
+    return problems
 
 
 def validate(root, manifest, assignments, log=print):
     """Validate the given assignments; returns a list of problems (empty: all good)."""
-    import grade
     problems = []
     for name in assignments:
         spec = check_assignment(manifest, name)
         log(f"== {name}: {spec.get('title', '')}")
-        # 1. the reference scores full marks (the same path as a real submission)
-        result = grade.grade_reference(root, manifest, name)
-        log(f"   reference: {result['score']:g} / {result['max_score']:g} points "
-            f"over {len(result['tests'])} graded tests")
-        if not result['tests']:
-            problems.append(f"{name}: no test is marked @pytest.mark.solution('{name}')")
-        for t in result['tests']:
-            if t['outcome'] != 'passed':
-                problems.append(f"{name}: the reference fails {t['nodeid']}: {t['message']}")
+        # 1. the graded checks: the reference passes them all, the handout earns nothing
+        problems += validate_checks(root, name, log)
         # 2. the handout is clean and fails exactly the tests that need its solutions
         with tempfile.TemporaryDirectory(prefix=f'handout-{name}-') as tmp:
             out = Path(tmp) / 'handout'
