@@ -235,7 +235,8 @@ def test_validation_passes_on_the_reference():
     result = subprocess.run([sys.executable, str(REPO / 'tools' / 'handout.py'), '--validate', '--assignment',
                              'softmax'], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'reference: ' in result.stdout and 'Validation passed for: softmax' in result.stdout
+    assert 'checks: the reference passes' in result.stdout and "the handout's own files earn 0 points" in result.stdout
+    assert 'Validation passed for: softmax' in result.stdout
     assert 'marked ones fail (as they must)' in result.stdout
 
 
@@ -248,3 +249,18 @@ def test_instructor_notes_stay_out_of_the_handout_readme(softmax_handout):
     assert handout.strip_instructor_notes('a\n<!-- BEGIN INSTRUCTORS -->\nsecret\n<!-- END INSTRUCTORS -->\nb\n') == 'a\nb\n'
     with pytest.raises(handout.HandoutError, match='unbalanced'):
         handout.strip_instructor_notes('<!-- BEGIN INSTRUCTORS -->\nsecret\n')
+
+
+def test_handout_knows_what_to_hand_in_and_says_its_self_check_is_public(softmax_handout):
+    info = json.loads((softmax_handout / 'tools' / 'submission.json').read_text())
+    assert info == {'assignment': 'softmax', 'files': MANIFEST['assignments']['softmax']['student_files'],
+                    'hidden_checks': True}
+    assert (softmax_handout / 'tools' / 'submit.py').is_file()
+    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                             'tests/test_submit.py'], cwd=softmax_handout, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert 'Self-check: these are the public tests. Grading runs its own checks' in result.stdout
+    sys.path.insert(0, str(REPO / 'tests'))
+    import public_checks_note
+    assert public_checks_note.public_checks_note() is None   # the instructor's repository: no note

@@ -41,6 +41,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -337,6 +338,15 @@ def handout_files(root, manifest, assignment, exclude=()):
     return files
 
 
+def has_hidden_checks(root, assignment):
+    """Whether grading `assignment` runs hidden checks (tools/checks/<assignment>.py)."""
+    tools = str(Path(root) / 'tools')
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    from checks import load_checks   # the grader's checks; imported only here
+    return any(check.hidden for check in load_checks(assignment, root))
+
+
 def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
     """Write the student copy of `assignment` into out_dir (which must not exist
     or be empty) and check it. Returns a summary dict.
@@ -371,6 +381,11 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
                 target.write_text(text, encoding='utf-8')
                 summary['todo_regions'] += own
                 summary['stubbed_regions'] += other
+        if 'tools/submit.py' in files:   # what tools/submit.py packs, and what the self-check says
+            spec = manifest['assignments'][assignment]
+            (tmp / 'tools' / 'submission.json').write_text(json.dumps(
+                {'assignment': assignment, 'files': spec['student_files'],
+                 'hidden_checks': has_hidden_checks(root, assignment)}, indent=1) + '\n', encoding='utf-8')
         problems = find_leaks(root, tmp, manifest)
         if problems:
             raise HandoutError("the handout check failed:\n  " + '\n  '.join(problems))

@@ -312,7 +312,7 @@ def secret_lines(root, manifest, checks):
 
 
 LONG_TOKEN = re.compile(r'[A-Za-z0-9+/=_-]{40,}')
-CONTROL = re.compile(r'[\x00-\x08\x0b-\x1f\x7f]|\x1b\[[0-9;]*[A-Za-z]')
+CONTROL = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]')
 
 
 def scrub(text, secret, limit=MESSAGE_CHARS):

@@ -35,9 +35,10 @@ A check then proves that no line of any solution region is left anywhere in
 the copy (see find_leaks) and that every .py file still compiles.
 
 Validation (nbgrader's `validate` and `validate --invert` in one command):
-for each assignment the reference must score full marks with tools/grade.py,
-and in a fresh handout every test without a solution marker must pass and
-every test with one must fail.
+for each assignment the reference must pass every graded check of
+tools/grade.py and the untouched handout must earn no point, and in a fresh
+handout every test without a solution marker must pass and every test with
+one must fail.
 """
 
 import argparse
