@@ -1,15 +1,11 @@
-"""Layers of a multi-layer perceptron; the maths of every model in this project.
+"""Layers and networks: the building blocks of a multi-layer perceptron (notes §2).
 
 Letter conventions (as in CS231n's layers.py): N is the batch size, D the number
-of input features of a layer, M its number of outputs, C the number of classes.
-Samples are rows, so a batch of inputs is an (N, D) array and the course's
-u = W·y + b (notes §2.1) becomes u = Input @ W + b with W of shape (D, M).
+of input features of a layer, M its number of outputs. Samples are rows, so a
+batch of inputs is an (N, D) array and the course's u = W·y + b (notes §2.1)
+becomes u = Input @ W + b with W of shape (D, M).
 
-The formulas live once, in the functions at the top of this file. The layer
-classes below and the homework model in loss.py call them, so the softmax, the
-cross-entropy and the affine gradient are written in exactly one place.
-
-Every layer follows one contract:
+Every layer follows one contract (notes §2.3.6, "模块化编程"):
 
     out = layer.forward(Input)        # keeps what backward needs
     delta_below = layer.backward(delta)
@@ -17,14 +13,91 @@ Every layer follows one contract:
         # and returns dE/d(Input), the delta of the layer below (notes §2.3.3)
 
 A layer with parameters lists them in `param_names`; the gradient of the
-parameter `W` sits beside it as `grad_W` (the course's naming).
+parameter `W` sits beside it as `grad_W` (the course's naming). `weight_names`
+lists the parameters that weight decay applies to (weights, never biases).
+
+The file reads top to bottom:
+1. initialisation by name (notes §2.5.1),
+2. the maths of the fully connected layer, written once (the homework model
+   in loss.py calls the same functions),
+3. input checks and dtype handling,
+4. the layers: FCLayer, ReLULayer, SigmoidLayer, TanhLayer,
+5. Network (a stack of layers) and Classifier (a network with a loss, behind
+   the homework's model interface).
+The losses live in loss.py, the optimisers in optimizer.py.
 """
 
 import numpy as np
 
 
 # ---------------------------------------------------------------------------
-# The maths, written once
+# 1. Initialisation (notes §2.5.1)
+# ---------------------------------------------------------------------------
+
+INITS = ('course', 'gaussian', 'xavier', 'msra')
+ACTIVATIONS = ('relu', 'sigmoid', 'tanh')
+
+
+def init_std(init, fan_in, fan_out, actFunction='relu', std=None):
+    """The standard deviation of the zero-mean Gaussian that W is drawn from.
+
+    - 'course': the homework framework's rule, sqrt(2 / (fan_in + fan_out))
+      (Glorot and Bengio's average of the two fans), times sqrt(2) when a ReLU
+      follows the layer, which zeroes half of its inputs.
+    - 'gaussian': a fixed std, 0.01 unless `std` is given.
+    - 'xavier': 1 / sqrt(fan_in), as the notes define it.
+    - 'msra' (He et al.): sqrt(2 / fan_in). The notes print 2 / sqrt(fan_in),
+      a typo: the variance, not the std, is 2 / fan_in, which keeps the
+      variance of ReLU activations constant from layer to layer.
+    fan_in and fan_out count every input and output of one unit (a
+    convolution counts its kernel: channels * k * k).
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    if actFunction not in ACTIVATIONS:
+        raise ValueError(f"actFunction must be one of {', '.join(map(repr, ACTIVATIONS))} (it chooses "
+                         f"the initial scale); got {actFunction!r}")
+    if std is not None and init != 'gaussian':
+        raise ValueError(f"std={std} only applies to init='gaussian' (init={init!r} computes its own)")
+    if init == 'course':
+        raw_std = (2 / (fan_in + fan_out)) ** 0.5
+        return raw_std * (2 ** 0.5) if actFunction == 'relu' else raw_std
+    if init == 'gaussian':
+        return 0.01 if std is None else float(std)
+    if init == 'xavier':
+        return (1 / fan_in) ** 0.5
+    return (2 / fan_in) ** 0.5  # msra
+
+
+def init_weights(init, shape, fan_in, fan_out, actFunction='relu', std=None):
+    """W of the given shape, drawn from N(0, init_std(...)) with NumPy's global
+    generator (np.random.seed makes it reproducible, as in the course)."""
+    return np.random.normal(0, init_std(init, fan_in, fan_out, actFunction, std), shape)
+
+
+def init_bias(init, shape, fan_in, fan_out, actFunction='relu', std=None):
+    """Biases start at zero, except in the homework's own rule ('course'),
+    which draws them from the same Gaussian as the weights."""
+    if init == 'course':
+        return init_weights(init, shape, fan_in, fan_out, actFunction, std)
+    return np.zeros(shape)
+
+
+def xavier_init(num_input, num_output):
+    """The homework's initialisation of a fully connected layer followed by ReLU.
+
+    W and b are drawn from N(0, std) with std = sqrt(2 / (num_input + num_output))
+    times sqrt(2), exactly as in the original homework framework.
+
+    Returns (W (num_input, num_output), b (1, num_output)), float64.
+    """
+    W = init_weights('course', (num_input, num_output), num_input, num_output)
+    b = init_bias('course', (1, num_output), num_input, num_output)
+    return W, b
+
+
+# ---------------------------------------------------------------------------
+# 2. The maths of a fully connected layer, written once
 # ---------------------------------------------------------------------------
 
 def affine_forward(Input, W, b):
@@ -36,146 +109,60 @@ def affine_forward(Input, W, b):
     - b: (1, M) biases, broadcast over the batch
     Returns u: (N, M)
     """
+    ############################################################################
+    # TODO: Put your code here
+    # Apply linear transformation(Wx+b) to Input, and return results.
+    # (Samples are rows here, so the course's Wx+b is Input @ W + b.)
     ### BEGIN SOLUTION mlp
     return Input @ W + b
     ### END SOLUTION
+    ############################################################################
 
 
 def affine_grads(Input, delta):
     """Gradients of the loss with respect to W and b of an affine map.
 
-    With u = Input @ W + b, dE/dW = Input^T @ delta and dE/db = sum of delta
+    With u = Input @ W + b, dE/dW = Input^T @ delta and dE/db = the sum of delta
     over the batch (notes §2.3.4). The loss E is already a batch mean, so
-    delta carries the 1/N and the sums below are the averaged gradients.
+    delta carries the 1/N and these sums are the averaged gradients.
 
     Inputs:
     - Input: (N, D) the input of the forward pass
     - delta: (N, M) dE/du, the local sensitivity of the layer's outputs
     Returns (grad_W (D, M), grad_b (1, M))
     """
+    ############################################################################
+    # TODO: Put your code here
+    # Calculate the gradient of W and b using the later layer's gradient: delta
     ### BEGIN SOLUTION mlp
     grad_W = Input.T @ delta
     grad_b = delta.sum(axis=0, keepdims=True)
     return grad_W, grad_b
     ### END SOLUTION
+    ############################################################################
 
 
-def one_hot(labels, num_classes, dtype=np.float64):
-    """Targets as a one-hot (1-of-K) table (notes §1.2.1).
-
-    Inputs:
-    - labels: (N,) integer class ids in [0, C), or already (N, C) one-hot rows
-    - num_classes: C
-    Returns t: (N, C) of the given dtype
-    """
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        if labels.shape[1] != num_classes:
-            raise ValueError(f"one-hot labels have {labels.shape[1]} columns, "
-                             f"expected one per class ({num_classes})")
-        return labels.astype(dtype, copy=False)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be (N,) integer class ids or (N, {num_classes}) one-hot "
-                         f"rows; got shape {labels.shape} and dtype {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}); got values from "
-                         f"{labels.min()} to {labels.max()}")
-    return np.eye(num_classes, dtype=dtype)[labels]
-
-
-def log_softmax(logits):
-    """Row-wise log of the softmax, computed stably.
-
-    softmax is unchanged when a constant is subtracted from a row, so we
-    subtract the row maximum first: exp() then never overflows, and
-    log(sum(exp)) stays finite even for logits of 1e4.
+def affine_input_delta(delta, W):
+    """The delta passed to the layer below, dE/dInput = delta @ W^T: the
+    vector form of delta_i = sum_j delta_j w_ji (notes §2.3.3).
 
     Inputs:
-    - logits: (N, C) class scores
-    Returns log_prob: (N, C), log P(y = k | x) of every class
+    - delta: (N, M) dE/du
+    - W: (D, M) weights
+    Returns (N, D)
     """
+    ############################################################################
+    # TODO: Put your code here
+    # Calculate the delta of the layer below (the gradient with respect to Input)
     ### BEGIN SOLUTION mlp
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return delta @ W.T
     ### END SOLUTION
+    ############################################################################
 
 
-def softmax(logits):
-    """Row-wise softmax, P(y = k | x) = exp(z_k) / sum_j exp(z_j) (notes §1.2.3).
-
-    Inputs:
-    - logits: (N, C) class scores
-    Returns prob: (N, C), each row sums to 1
-    """
-    return np.exp(log_softmax(logits))
-
-
-def softmax_cross_entropy(logits, labels):
-    """Mean cross-entropy of softmax(logits) against the labels (notes §1.2.5).
-
-    J = -1/N sum_n sum_k t_k^(n) ln P(y = k | x^(n)), computed from the
-    log-softmax so that extreme logits give a finite loss.
-
-    Inputs:
-    - logits: (N, C) class scores
-    - labels: (N,) integer class ids or (N, C) one-hot rows
-    Returns (loss, prob): loss a Python float, prob (N, C) the softmax
-    probabilities (kept by callers for the backward pass)
-    """
-    ### BEGIN SOLUTION mlp
-    log_prob = log_softmax(logits)
-    t = one_hot(labels, logits.shape[1], logits.dtype)
-    loss = -np.sum(t * log_prob) / len(logits)
-    return float(loss), np.exp(log_prob)
-    ### END SOLUTION
-
-
-def softmax_cross_entropy_backward(prob, labels):
-    """Gradient of the mean cross-entropy with respect to the logits.
-
-    For softmax with cross-entropy the local sensitivity of the output layer
-    is delta = y - t (notes §2.3.4); the loss is a batch mean, hence the 1/N.
-
-    Inputs:
-    - prob: (N, C) softmax probabilities from the forward pass
-    - labels: (N,) integer class ids or (N, C) one-hot rows
-    Returns delta: (N, C) = dE/dlogits
-    """
-    ### BEGIN SOLUTION mlp
-    return (prob - one_hot(labels, prob.shape[1], prob.dtype)) / len(prob)
-    ### END SOLUTION
-
-
-def accuracy(logits, labels):
-    """Fraction of rows whose highest score is the true class (notes §1.2.7).
-
-    Inputs:
-    - logits: (N, C) class scores (or probabilities)
-    - labels: (N,) integer class ids or (N, C) one-hot rows
-    Returns acc: a Python float in [0, 1]
-    """
-    ### BEGIN SOLUTION mlp
-    labels = np.asarray(labels)
-    true_class = labels.argmax(axis=1) if labels.ndim == 2 else labels
-    return float(np.mean(logits.argmax(axis=1) == true_class))
-    ### END SOLUTION
-
-
-def xavier_init(num_input, num_output):
-    """The homework's initialisation of a fully connected layer.
-
-    W and b are drawn from N(0, std) with std = sqrt(2 / (num_input + num_output))
-    times sqrt(2), exactly as in the original homework framework. It draws from
-    NumPy's global generator, so np.random.seed makes it reproducible.
-
-    Returns (W (num_input, num_output), b (1, num_output)), float64.
-    """
-    raw_std = (2 / (num_input + num_output)) ** 0.5
-    init_std = raw_std * (2 ** 0.5)
-    W = np.random.normal(0, init_std, (num_input, num_output))
-    b = np.random.normal(0, init_std, (1, num_output))
-    return W, b
-
+# ---------------------------------------------------------------------------
+# 3. Input checks and dtypes
+# ---------------------------------------------------------------------------
 
 def check_batch(layer, Input, num_input, labels=None):
     """Clear errors for the shapes that most often go wrong, before NumPy's own.
@@ -218,19 +205,29 @@ def match_dtype(layer, Input):
             setattr(layer, name, param.astype(Input.dtype))
 
 
+def check_trainable(layer, trainable):
+    """The course passes `trainable` positionally; a string there is a mistake."""
+    if not isinstance(trainable, (bool, np.bool_)):
+        raise TypeError(f"{type(layer).__name__}: trainable must be True or False, got {trainable!r}"
+                        + (" (an activation name goes in actFunction=...)" if isinstance(trainable, str)
+                           else ""))
+    return bool(trainable)
+
+
 # ---------------------------------------------------------------------------
-# Layers
+# 4. Layers
 # ---------------------------------------------------------------------------
 
 class Layer(object):
     """Base class: a layer without parameters that passes its input through.
 
     Subclasses override forward and backward; a layer with parameters sets
-    `param_names` and `trainable = True`.
+    `param_names`, `weight_names` and `trainable = True`.
     """
-    param_names = ()
+    param_names = ()       # parameters the optimizer updates, e.g. ('W', 'b')
+    weight_names = ('W',)  # of those, the ones weight decay applies to
     trainable = False
-    training = True  # switched by Network.train() / Network.eval()
+    training = True        # switched by Network.train() / Network.eval()
 
     def forward(self, Input):
         return Input
@@ -238,23 +235,42 @@ class Layer(object):
     def backward(self, delta):
         return delta
 
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
 
 class FCLayer(Layer):
     """Fully connected layer, u = Input @ W + b (notes §2.1).
 
-    Parameters W (num_input, num_output) and b (1, num_output), initialised
-    as in the homework (xavier_init); gradients grad_W and grad_b.
+    Parameters W (num_input, num_output) and b (1, num_output); gradients
+    grad_W and grad_b, set by backward.
     """
     param_names = ('W', 'b')
 
-    def __init__(self, num_input, num_output, trainable=True, input_grad=True):
-        """input_grad=False for the first layer of a network: there is no layer
-        below to pass a delta to, so backward skips that matrix product."""
+    def __init__(self, num_input, num_output, actFunction='relu', trainable=True, init='course',
+                 std=None, input_grad=True):
+        """
+        Apply a linear transformation to the incoming data: y = Wx + b
+        Args:
+            num_input: size of each input sample (D)
+            num_output: size of each output sample (M)
+            actFunction: the activation that follows, 'relu', 'sigmoid' or 'tanh';
+                as in the course it only chooses the initial scale of init='course'
+            trainable: whether if this layer is trainable
+            init: 'course' (the homework's rule), 'gaussian' (std 0.01, or `std`),
+                'xavier' or 'msra' (notes §2.5.1; see init_std)
+            input_grad: False for the first layer of a network, which has no
+                layer below to pass a delta to: backward skips that product
+        """
         self.num_input = num_input
         self.num_output = num_output
-        self.trainable = trainable
+        self.actFunction = actFunction
+        self.trainable = check_trainable(self, trainable)
+        self.init = init
         self.input_grad = input_grad
-        self.W, self.b = xavier_init(num_input, num_output)
+        shape = (num_input, num_output)
+        self.W = init_weights(init, shape, num_input, num_output, actFunction, std)
+        self.b = init_bias(init, (1, num_output), num_input, num_output, actFunction, std)
 
     def forward(self, Input):
         """Input (N, num_input) -> u (N, num_output); keeps Input for backward."""
@@ -266,132 +282,185 @@ class FCLayer(Layer):
     def backward(self, delta):
         """delta (N, num_output) -> delta of the layer below (N, num_input).
 
-        Sets grad_W and grad_b; the delta passed down is delta @ W^T, the
-        vector form of delta_i = sum_j delta_j w_ji (notes §2.3.3). Returns
-        None when input_grad is False (the first layer of a network).
+        Sets grad_W and grad_b. With input_grad=False (the first layer of a
+        network) it returns None: nothing below needs the delta.
         """
         self.grad_W, self.grad_b = affine_grads(self.Input, delta)
-        if not self.input_grad:
-            return None
-        ### BEGIN SOLUTION mlp
-        return delta @ self.W.T
-        ### END SOLUTION
+        return affine_input_delta(delta, self.W) if self.input_grad else None
+
+    def __repr__(self):
+        return f"FCLayer({self.num_input}, {self.num_output}, actFunction={self.actFunction!r}, init={self.init!r})"
 
 
-class ReLU(Layer):
+class ReLULayer(Layer):
     """f(z) = max(0, z); f'(z) = 1 where z > 0, else 0 (notes §2.1.3)."""
 
     def forward(self, Input):
+        """Input (N, ...) -> max(0, Input), same shape; keeps the mask z > 0."""
+        ############################################################################
+        # TODO: Put your code here
+        # Apply ReLU activation function to Input, and return results.
         ### BEGIN SOLUTION mlp
         self.active = Input > 0
         return Input * self.active
         ### END SOLUTION
+        ############################################################################
 
     def backward(self, delta):
+        """delta (N, ...) -> delta * f'(z), same shape."""
+        ############################################################################
+        # TODO: Put your code here
+        # Calculate the gradient using the later layer's gradient: delta
         ### BEGIN SOLUTION mlp
         return delta * self.active
         ### END SOLUTION
+        ############################################################################
 
 
-class Sigmoid(Layer):
+class SigmoidLayer(Layer):
     """f(z) = 1 / (1 + e^-z); f'(z) = f(z)(1 - f(z)) (notes §2.1.3)."""
 
     def forward(self, Input):
+        """Input (N, ...) -> sigmoid(Input), same shape; keeps the output."""
+        ############################################################################
+        # TODO: Put your code here
+        # Apply Sigmoid activation function to Input, and return results.
         ### BEGIN SOLUTION mlp
         # Written through tanh, 1/(1+e^-z) = (1 + tanh(z/2)) / 2, so that a
         # large negative z cannot overflow exp().
         self.output = 0.5 * (1 + np.tanh(0.5 * Input))
         return self.output
         ### END SOLUTION
+        ############################################################################
 
     def backward(self, delta):
+        """delta (N, ...) -> delta * f(z)(1 - f(z)), same shape."""
+        ############################################################################
+        # TODO: Put your code here
+        # Calculate the gradient using the later layer's gradient: delta
         ### BEGIN SOLUTION mlp
         return delta * self.output * (1 - self.output)
         ### END SOLUTION
+        ############################################################################
 
 
-class Tanh(Layer):
-    """f(z) = tanh(z); f'(z) = 1 - f(z)^2 (notes §2.1.3)."""
+class TanhLayer(Layer):
+    """f(z) = tanh(z); f'(z) = 1 - f(z)^2 (notes §2.1.3). Given as a worked
+    example of an activation layer."""
 
     def forward(self, Input):
-        ### BEGIN SOLUTION mlp
+        """Input (N, ...) -> tanh(Input), same shape; keeps the output."""
         self.output = np.tanh(Input)
         return self.output
-        ### END SOLUTION
 
     def backward(self, delta):
-        ### BEGIN SOLUTION mlp
+        """delta (N, ...) -> delta * (1 - tanh(z)^2), same shape."""
         return delta * (1 - self.output ** 2)
-        ### END SOLUTION
 
 
-class SoftmaxCrossEntropy(object):
-    """Criterion (loss layer): softmax followed by the mean cross-entropy.
-
-    forward(logits (N, C), labels) -> loss (float); also sets .loss, .acc.
-    backward() -> dE/dlogits (N, C).
-    Labels are (N,) integer class ids or (N, C) one-hot rows.
-    """
-
-    def forward(self, logits, labels):
-        self.labels = labels
-        self.loss, self.prob = softmax_cross_entropy(logits, labels)
-        self.acc = accuracy(logits, labels)
-        return self.loss
-
-    def backward(self):
-        return softmax_cross_entropy_backward(self.prob, self.labels)
-
+# ---------------------------------------------------------------------------
+# 5. Networks
+# ---------------------------------------------------------------------------
 
 class Network(object):
-    """A stack of layers applied in order (notes §2.3.6, modular programming)."""
+    """A stack of layers applied in order (notes §2.3.6, modular programming).
 
-    def __init__(self, layers):
-        self.layers = list(layers)
+        net = Network()
+        net.add(FCLayer(784, 128))
+        net.add(ReLULayer())
+        net.add(FCLayer(128, 10))
+        logits = net.forward(images)          # (N, 784) -> (N, 10)
+        net.backward(criterion.backward())    # sets every layer's gradients
 
-    def forward(self, Input):
-        """Input (N, D) -> output of the last layer."""
-        for layer in self.layers:
-            Input = layer.forward(Input)
-        return Input
+    Printing a network lists its layers, their output shapes (after a first
+    forward pass) and the number of parameters.
+    """
+
+    def __init__(self, layers=()):
+        self.layerList = []
+        self.numLayer = 0
+        self.output_shapes = []   # of the last forward pass, one per layer
+        for layer in layers:
+            self.add(layer)
+
+    def add(self, layer):
+        """Append a layer; returns the network, so that calls can be chained."""
+        if self.numLayer and getattr(layer, 'input_grad', True) is False:
+            raise ValueError(f"{layer!r} was built with input_grad=False, which only the first layer "
+                             "of a network may use (a layer above it needs the delta it returns); "
+                             "build it with input_grad=True")
+        self.layerList.append(layer)
+        self.numLayer += 1
+        return self
+
+    def forward(self, x):
+        """x (N, ...) -> the output of the last layer; records each output shape."""
+        shapes = []
+        for layer in self.layerList:
+            x = layer.forward(x)
+            shapes.append(np.shape(x)[1:])
+        self.output_shapes = shapes
+        return x
 
     def backward(self, delta):
-        """Back-propagates delta from the last layer to the first (l = L, ..., 1)."""
-        for layer in reversed(self.layers):
+        """Back-propagates delta from the last layer to the first (l = L, ..., 1).
+
+        Returns the delta for the network's input (None when the first layer
+        skips it, see FCLayer's input_grad)."""
+        for layer in reversed(self.layerList):
             delta = layer.backward(delta)
         return delta
 
     def train(self):
         """Training mode: dropout and batch norm (when present) use the batch."""
-        for layer in self.layers:
+        for layer in self.layerList:
             layer.training = True
 
     def eval(self):
         """Evaluation mode: deterministic layers, for validation and test."""
-        for layer in self.layers:
+        for layer in self.layerList:
             layer.training = False
+
+    def num_params(self):
+        """Number of trainable numbers in the network."""
+        return sum(int(np.size(getattr(layer, name))) for layer in self.layerList
+                   if getattr(layer, 'trainable', False) for name in param_names_of(layer))
+
+    def __repr__(self):
+        lines = [f"Network with {self.numLayer} layers and {self.num_params():,} trainable parameters"]
+        for index, layer in enumerate(self.layerList):
+            shape = (f"(N, {', '.join(map(str, self.output_shapes[index]))})"
+                     if index < len(self.output_shapes) else "(run a batch through to see)")
+            count = sum(int(np.size(getattr(layer, name))) for name in param_names_of(layer)) \
+                if getattr(layer, 'param_names', ()) else 0
+            frozen = '' if getattr(layer, 'trainable', False) or not count else ' (frozen)'
+            lines.append(f"  {index:2d}  {layer!r:<58} -> {shape:<16} {count:>9,} params{frozen}")
+        return '\n'.join(lines)
 
 
 class Classifier(object):
-    """A network and a criterion behind the homework's model interface.
+    """A network and a criterion (loss layer) behind the homework's model interface.
 
-    `loss, acc = model.forward(images, labels)` then `model.gradient_computing()`:
+        loss, acc = model.forward(images, labels)
+        model.gradient_computing()
+        optimizer.step()
+
     the same three beats as the homework's SoftmaxCrossEntropyLoss, so one
-    Solver and one optimizer train both. `layers` exposes the network's
-    layers to the optimizer.
+    Solver and one optimizer train both.
     """
 
-    def __init__(self, network, criterion=None):
+    def __init__(self, network, criterion):
         self.network = network
-        self.criterion = criterion if criterion is not None else SoftmaxCrossEntropy()
-
-    @property
-    def layers(self):
-        return self.network.layers
+        self.criterion = criterion
 
     def forward(self, Input, labels):
+        """Input (N, ...), labels (N,) or (N, C) -> (loss, acc) as floats."""
         loss = self.criterion.forward(self.network.forward(Input), labels)
         return loss, self.criterion.acc
+
+    def predict(self, Input):
+        """The network's output (N, C) for a batch, e.g. class scores."""
+        return self.network.forward(Input)
 
     def gradient_computing(self):
         self.network.backward(self.criterion.backward())
@@ -402,51 +471,40 @@ class Classifier(object):
     def eval(self):
         self.network.eval()
 
-
-def build_mlp(num_input, hidden_sizes, num_output, activation=ReLU):
-    """Classifier for an MLP: FC -> activation for each hidden size, then FC.
-
-    build_mlp(784, [], 10) is the homework's softmax regression;
-    build_mlp(784, [256], 10) has one hidden layer of 256 ReLU units.
-    The first layer does not compute a delta for the input (input_grad=False).
-    """
-    layers, width = [], num_input
-    for hidden in hidden_sizes:
-        layers += [FCLayer(width, hidden, input_grad=bool(layers)), activation()]
-        width = hidden
-    layers.append(FCLayer(width, num_output, input_grad=bool(layers)))
-    return Classifier(Network(layers))
+    def __repr__(self):
+        return f"{self.network!r}\n  loss: {type(self.criterion).__name__}"
 
 
-# ---------------------------------------------------------------------------
-# Parameters, as an optimizer sees them
-# ---------------------------------------------------------------------------
+def layers_of(model):
+    """Every layer of a model (what an optimizer or a diagnostic walks over): a Classifier's network's layerList, a
+    Network's layerList; any other model (the homework's
+    SoftmaxCrossEntropyLoss) is a single layer."""
+    model = getattr(model, 'network', model)
+    return list(getattr(model, 'layerList', [model]))
+
 
 def trainable_layers(model):
-    """The layers whose parameters an optimizer updates.
+    """The layers whose parameters an optimizer updates (trainable = True)."""
+    return [layer for layer in layers_of(model) if getattr(layer, 'trainable', False)]
 
-    A model with a `layers` attribute (Network, Classifier) contributes its
-    trainable layers; any other model is a single layer, as the homework's
-    SoftmaxCrossEntropyLoss is.
+
+ACTIVATION_LAYERS = {'relu': ReLULayer, 'sigmoid': SigmoidLayer, 'tanh': TanhLayer}
+
+
+def build_mlp(num_input, hidden_sizes, num_output, activation='relu', init='course'):
+    """Network for an MLP: FC -> activation for each hidden size, then FC.
+
+    build_mlp(784, [256], 10) has one hidden layer of 256 ReLU units. The
+    first layer does not compute a delta for the input (input_grad=False).
     """
-    layers = getattr(model, 'layers', [model])
-    return [layer for layer in layers if getattr(layer, 'trainable', False)]
-
-
-def parameters(model):
-    """Yield (key, param, grad) for every trainable parameter of the model.
-
-    key names the parameter for optimizer state ('0.W', '0.b', '2.W', ...).
-    """
-    for index, layer in enumerate(trainable_layers(model)):
-        for name in param_names_of(layer):
-            param = getattr(layer, name)
-            grad = getattr(layer, 'grad_' + name, None)
-            where = f"{type(layer).__name__}.grad_{name}"
-            if grad is None:
-                raise RuntimeError(f"{where} is not set: compute the gradients "
-                                   "(model.gradient_computing() or backward()) before optimizer.step()")
-            if np.shape(grad) != np.shape(param):
-                raise ValueError(f"{where} has shape {np.shape(grad)} but {name} has shape "
-                                 f"{np.shape(param)}; a gradient must have its parameter's shape")
-            yield f"{index}.{name}", param, grad
+    if activation not in ACTIVATION_LAYERS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATION_LAYERS)}")
+    network, width = Network(), num_input
+    for hidden in hidden_sizes:
+        network.add(FCLayer(width, hidden, activation, init=init, input_grad=network.numLayer > 0))
+        network.add(ACTIVATION_LAYERS[activation]())
+        width = hidden
+    # The output layer feeds the loss, not an activation: 'course' scales it
+    # as the homework does for its single layer (the ReLU rule).
+    network.add(FCLayer(width, num_output, init=init, input_grad=network.numLayer > 0))
+    return network

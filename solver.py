@@ -7,9 +7,15 @@ and train() runs the homework's loop over epochs and batches:
     model.gradient_computing()
     optimizer.step()
 
+The model is chosen by cfg['model'] from the MODELS registry below (the one
+place where a cfg becomes a model): 'softmax_regression' is the homework,
+'mlp' a multi-layer perceptron built from layers.py. A ready Network and
+criterion can be handed over instead: Solver(cfg, network=net, criterion=loss).
+
 Run it from the command line to train the homework model and test it:
     python solver.py                      # default cfg: momentum 0.9, 10 epochs
     python solver.py --momentum 0 --max_epoch 5 --plot curves.png
+    python solver.py --hidden_sizes 256 --learning_rate 0.1    # an MLP
 """
 
 import argparse
@@ -17,15 +23,75 @@ import difflib
 import json
 import math
 import numbers
+import os
 import time
+import warnings
 
 import numpy as np
 
 from dataloader import atomic_write, build_dataloader
-from layers import build_mlp
+import loss as loss_module
+from layers import ACTIVATION_LAYERS, INITS, Classifier, build_mlp, layers_of, trainable_layers
 from loss import SoftmaxCrossEntropyLoss
 from optimizer import SGD
 from visualize import plot_loss_and_acc
+
+
+# ---------------------------------------------------------------------------
+# Models and optimizers by name: the one place where a cfg becomes them
+# ---------------------------------------------------------------------------
+
+MODELS = {}      # name -> builder(cfg, input_shape, num_classes) -> model
+OPTIMIZERS = {}  # name -> builder(model, cfg) -> optimizer
+
+
+def register_model(name):
+    """Decorator: make a model builder available as cfg['model'] = name."""
+    def register(builder):
+        MODELS[name] = builder
+        return builder
+    return register
+
+
+def register_optimizer(name):
+    """Decorator: make an optimizer builder available as cfg['optimizer'] = name."""
+    def register(builder):
+        OPTIMIZERS[name] = builder
+        return builder
+    return register
+
+
+@register_model('softmax_regression')
+def build_softmax_regression(cfg, input_shape, num_classes):
+    """The homework model: one linear layer with softmax cross-entropy (notes §1.3)."""
+    return SoftmaxCrossEntropyLoss(int(np.prod(input_shape)), num_classes)
+
+
+def criteria():
+    """Loss layers by name (loss.CRITERIA). A loss.py written for the original
+    homework has only SoftmaxCrossEntropyLoss: it still trains the homework
+    model, and only the default loss name is accepted."""
+    return getattr(loss_module, 'CRITERIA', {'softmax_cross_entropy': None})
+
+
+@register_model('mlp')
+def build_mlp_classifier(cfg, input_shape, num_classes):
+    """An MLP (notes §2): FC + activation per hidden size, then FC, and the cfg's loss."""
+    criterion_class = criteria()[cfg['loss']]
+    if criterion_class is None:
+        raise ValueError("this loss.py has no loss layers (loss.CRITERIA): an MLP needs the "
+                         "framework's loss.py, not the original homework's")
+    network = build_mlp(int(np.prod(input_shape)), cfg['hidden_sizes'], num_classes,
+                        activation=cfg['activation'], init=cfg['init'])
+    return Classifier(network, criterion_class())
+
+
+@register_optimizer('sgd')
+def build_sgd(model, cfg):
+    # weight_decay is passed only when used, so that an SGD written for the
+    # original homework, SGD(model, learning_rate, momentum), drops in.
+    decay = {'weight_decay': cfg['weight_decay']} if cfg['weight_decay'] else {}
+    return SGD(model, cfg['learning_rate'], cfg['momentum'], **decay)
 
 
 # ---------------------------------------------------------------------------
@@ -36,14 +102,12 @@ def _positive_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
+def _number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _positive_number(value):
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
-
-
-def _momentum(value):
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and 0 <= value <= 1)
+    return _number(value) and value > 0
 
 
 def _seed(value):
@@ -55,30 +119,53 @@ def _hidden_sizes(value):
     return isinstance(value, (list, tuple)) and all(_positive_int(h) for h in value)
 
 
+def _one_of(choices):
+    """A check accepting the names of a registry (looked up when the check runs,
+    so names registered later are accepted too)."""
+    return lambda value: isinstance(value, str) and value in choices
+
+
 # key: (default, check, what the check accepts). The first six are the
 # original homework's keys, with the original defaults.
 CFG_SCHEMA = {
-    'data_root': ('data', lambda v: isinstance(v, str) and v != '', 'a folder path (str)'),
+    'data_root': ('data', lambda v: isinstance(v, (str, os.PathLike)) and str(v) != '',
+                  'a folder path (str or pathlib.Path)'),
     'max_epoch': (10, _positive_int, 'an integer >= 1'),
     'batch_size': (100, _positive_int, 'an integer >= 1'),
     'learning_rate': (0.01, _positive_number, 'a finite number > 0'),
-    'momentum': (0.9, _momentum, 'a number in [0, 1]'),
+    'momentum': (0.9, lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]'),
     'display_freq': (50, _positive_int, 'an integer >= 1 (print every display_freq batches)'),
     'seed': (0, _seed, 'an integer >= 0, or None for a different run every time'),
     'normalize': ('image_mean', lambda v: v in ('image_mean', 'standardize', 'none'),
                   "'image_mean' (the original: /255 then minus each image's mean), "
                   "'standardize' (training-set mean and std) or 'none' (/255 only)"),
+    'model': (None, lambda v: v is None or _one_of(MODELS)(v),
+              "a model name from solver.MODELS, or None: 'mlp' when hidden_sizes are given, "
+              "else 'softmax_regression' (the homework)"),
     'hidden_sizes': ((), _hidden_sizes,
-                     'a list of hidden layer widths; [] is the homework softmax regression'),
+                     'a list of hidden layer widths, e.g. [256]; [] is the homework softmax regression'),
+    'activation': ('relu', _one_of(ACTIVATION_LAYERS), f"one of {', '.join(ACTIVATION_LAYERS)}"),
+    'loss': ('softmax_cross_entropy', lambda v: _one_of(criteria())(v),
+             'one of softmax_cross_entropy, euclidean, sigmoid_cross_entropy (loss.CRITERIA)'),
+    'init': ('course', _one_of(INITS), f"one of {', '.join(INITS)} (notes §2.5.1)"),
+    'optimizer': ('sgd', lambda v: _one_of(OPTIMIZERS)(v), 'an optimizer name from solver.OPTIMIZERS'),
+    'weight_decay': (0.0, lambda v: _number(v) and v >= 0,
+                     'a number >= 0, the L2 coefficient lambda (weights only, not biases)'),
     'verbose': (True, lambda v: isinstance(v, bool), 'True or False (print progress)'),
 }
+
+
+def _choices_hint(key):
+    registry = {'model': MODELS, 'optimizer': OPTIMIZERS}.get(key)
+    return f" Valid names: {', '.join(sorted(registry))}." if registry is not None else ""
 
 
 def validate_cfg(cfg):
     """Check a cfg dict against CFG_SCHEMA and return a full copy with defaults.
 
     Unknown keys, wrong types and out-of-range values raise a ValueError that
-    names the key and says what it accepts.
+    names the key and says what it accepts. cfg['model'] = None becomes the
+    model the other keys describe.
     """
     if not isinstance(cfg, dict):
         raise TypeError(f"cfg must be a dict, got {type(cfg).__name__}")
@@ -92,14 +179,26 @@ def validate_cfg(cfg):
     for key, (default, check, accepts) in CFG_SCHEMA.items():
         value = cfg.get(key, default)
         if not check(value):
-            raise ValueError(f"cfg['{key}'] = {value!r} is not valid: expected {accepts}.")
+            raise ValueError(f"cfg['{key}'] = {value!r} is not valid: expected {accepts}."
+                             + _choices_hint(key))
         full[key] = value
+    if full['model'] is None:
+        full['model'] = 'mlp' if full['hidden_sizes'] else 'softmax_regression'
+    if full['momentum'] == 1:
+        warnings.warn("momentum = 1 never forgets a gradient: the velocity does not decay, and training "
+                      "usually oscillates or diverges. The notes (§2.5.4) use 0.5, then 0.9 or a little more.",
+                      stacklevel=2)
     return full
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite. The history up to that
-    batch stays in solver.history."""
+    """The training loss became NaN, infinite, or far larger than where it
+    started. The history up to that batch stays in solver.history."""
+
+
+# Training has diverged when a batch loss exceeds this many times the loss of
+# the first batch (about ln 10 = 2.3 for ten classes).
+DIVERGENCE_FACTOR = 100
 
 
 # ---------------------------------------------------------------------------
@@ -109,6 +208,13 @@ class TrainingDiverged(RuntimeError):
 class Solver(object):
     """Builds loaders, model and optimizer from cfg and trains them.
 
+    Solver(cfg) builds the model cfg describes; Solver(cfg, network=net,
+    criterion=loss) trains a ready layers.Network with a loss layer of
+    loss.py (SoftmaxCrossEntropyLossLayer by default). callbacks are objects
+    with on_epoch_end(solver, epoch), called after each epoch's validation
+    (learning-rate schedules, early stopping, live plots); one may set
+    solver.stop_training = True to end training after that epoch.
+
     Attributes after train():
     - history: dict of lists, one entry per epoch for 'train_loss',
       'train_acc', 'val_loss', 'val_acc', 'epoch_time' (seconds of training,
@@ -116,7 +222,7 @@ class Solver(object):
       'iter_acc'.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, network=None, criterion=None, callbacks=()):
         self.cfg = validate_cfg(cfg)
 
         # One seed fixes everything random: the initial weights (drawn from
@@ -132,11 +238,19 @@ class Solver(object):
         self.test_loader = test_loader
 
         # build model
-        self.model = self.build_model(self.cfg)
+        if network is not None:
+            self.model = Classifier(network, criterion if criterion is not None
+                                    else loss_module.SoftmaxCrossEntropyLossLayer())
+        elif criterion is not None:
+            raise ValueError("a criterion was given without a network: pass network=... as well")
+        else:
+            self.model = self.build_model(self.cfg)
 
         # build optimizer
         self.optimizer = self.build_optimizer(self.model, self.cfg)
 
+        self.callbacks = list(callbacks)
+        self.stop_training = False
         self.history = {key: [] for key in ('train_loss', 'train_acc', 'val_loss', 'val_acc',
                                             'epoch_time', 'iter_loss', 'iter_acc')}
 
@@ -152,25 +266,23 @@ class Solver(object):
         return train_loader, val_loader, test_loader
 
     def build_model(self, cfg):
-        num_input = self.train_loader.dataset.images.shape[1]
-        num_classes = self.train_loader.dataset.num_classes
-        if not cfg['hidden_sizes']:
-            return SoftmaxCrossEntropyLoss(num_input, num_classes)
-        return build_mlp(num_input, cfg['hidden_sizes'], num_classes)
+        dataset = self.train_loader.dataset
+        return MODELS[cfg['model']](cfg, dataset.images.shape[1:], dataset.num_classes)
 
     @staticmethod
     def build_optimizer(model, cfg):
-        return SGD(model, cfg['learning_rate'], cfg['momentum'])
+        return OPTIMIZERS[cfg['optimizer']](model, cfg)
 
     def train(self):
-        """Runs max_epoch epochs; returns (epoch_train_loss, epoch_train_acc).
+        """Runs max_epoch epochs; returns (epoch_train_loss, epoch_train_acc),
+        the per-epoch lists of history.
 
-        Raises TrainingDiverged if the loss becomes NaN or infinite.
+        Raises TrainingDiverged if the loss becomes NaN, infinite, or
+        DIVERGENCE_FACTOR times larger than at the first batch.
         """
         max_epoch = self.cfg['max_epoch']
         display = self.cfg['verbose']
 
-        epoch_train_loss, epoch_train_acc = [], []
         for epoch in range(max_epoch):
             self._set_mode(training=True)
             start = time.perf_counter()
@@ -179,7 +291,7 @@ class Solver(object):
             for iteration, (images, labels) in enumerate(self.train_loader):
                 # forward pass
                 loss, acc = self.model.forward(images, labels)
-                self._check_finite(loss, epoch, iteration)
+                self._check_loss(loss, images, epoch, iteration)
 
                 # backward pass
                 self.model.gradient_computing()
@@ -193,16 +305,14 @@ class Solver(object):
                 self.history['iter_loss'].append(float(loss))
                 self.history['iter_acc'].append(float(acc))
 
-                # display iteration training info
+                # display iteration training info (epochs counted from 1, as in the plots)
                 if display and iteration % self.cfg['display_freq'] == 0:
                     print("Epoch [{}][{}]\t Batch [{}][{}]\t Training Loss {:.4f}\t Accuracy {:.4f}".format(
-                        epoch, max_epoch, iteration, len(self.train_loader), loss, acc))
+                        epoch + 1, max_epoch, iteration, len(self.train_loader), loss, acc))
 
             self.history['epoch_time'].append(time.perf_counter() - start)
             avg_train_loss = float(np.mean(iteration_train_loss))
             avg_train_acc = float(np.mean(iteration_train_acc))
-            epoch_train_loss.append(avg_train_loss)
-            epoch_train_acc.append(avg_train_acc)
 
             # validate
             avg_val_loss, avg_val_acc = self.validate()
@@ -213,13 +323,18 @@ class Solver(object):
             if display:
                 # display epoch training info
                 print('\nEpoch [{}]\t Average training loss {:.4f}\t Average training accuracy {:.4f}'.format(
-                    epoch, avg_train_loss, avg_train_acc))
+                    epoch + 1, avg_train_loss, avg_train_acc))
 
                 # display epoch validation info
                 print('Epoch [{}]\t Average validation loss {:.4f}\t Average validation accuracy {:.4f}\n'.format(
-                    epoch, avg_val_loss, avg_val_acc))
+                    epoch + 1, avg_val_loss, avg_val_acc))
 
-        return epoch_train_loss, epoch_train_acc
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, epoch)
+            if self.stop_training:
+                break
+
+        return self.history['train_loss'], self.history['train_acc']
 
     def validate(self):
         """(loss, acc) of the current model on the validation split."""
@@ -231,7 +346,7 @@ class Solver(object):
         return self.evaluate(self.test_loader)
 
     def evaluate(self, loader):
-        """Mean loss and accuracy over every sample of a loader.
+        """Mean loss and accuracy over every sample of a loader, in evaluation mode.
 
         Batches are weighted by their size, so a partial last batch counts
         exactly as much as its samples.
@@ -253,13 +368,47 @@ class Solver(object):
         if callable(switch):
             switch()
 
-    def _check_finite(self, loss, epoch, iteration):
-        if not np.isfinite(loss):
-            raise TrainingDiverged(
-                f"The training loss became {loss} at epoch {epoch}, batch {iteration}. "
-                f"The learning rate ({self.cfg['learning_rate']}) is probably too large: "
-                f"try one 10 times smaller (notes §4.4, step 2). The history up to this "
-                f"batch is kept in solver.history.")
+    def _check_loss(self, loss, images, epoch, iteration):
+        """Raise TrainingDiverged, naming the likely cause, when the loss is not
+        finite or has grown DIVERGENCE_FACTOR times beyond the first batch's."""
+        history = self.history['iter_loss']
+        first = history[0] if history else loss
+        where = f"at epoch {epoch + 1}, batch {iteration}"
+        if np.isfinite(loss) and not (np.isfinite(first) and loss > DIVERGENCE_FACTOR * max(first, 1e-3)):
+            return
+        if np.isfinite(loss):
+            what = (f"The training loss grew from {first:.4g} at the first batch to {loss:.4g} {where}: "
+                    f"training diverged.")
+        else:
+            what = f"The training loss became {loss} {where}."
+        cause = diagnose_divergence(self.model, images, self.cfg, loss_is_finite=bool(np.isfinite(loss)))
+        raise TrainingDiverged(f"{what} {cause} "
+                               f"The history up to this batch is kept in solver.history.")
+
+
+def diagnose_divergence(model, images, cfg, loss_is_finite=False):
+    """The most likely cause of a diverged loss, as one sentence with the fix."""
+    if not np.all(np.isfinite(images)):
+        bad = int(np.sum(~np.isfinite(images)))
+        return (f"The input batch itself holds {bad} NaN or infinite values: check the data files and "
+                f"the normalisation (cfg['normalize']), not the learning rate.")
+    lr_advice = (f"the learning rate ({cfg['learning_rate']}) is probably too large: try one 10 times "
+                 f"smaller (notes §4.4, step 3).")
+    broken = [f"{type(layer).__name__}.{name}" for layer in trainable_layers(model)
+              for name in getattr(layer, 'param_names', ('W', 'b'))
+              if not np.all(np.isfinite(getattr(layer, name)))]
+    if broken:
+        return f"The parameters {', '.join(broken)} overflowed: {lr_advice}"
+    if loss_is_finite:
+        return f"Each step overshoots the minimum by more than the last: {lr_advice}"
+    largest = max((float(np.max(np.abs(getattr(layer, name))))
+                   for layer in layers_of(model) for name in getattr(layer, 'param_names', ('W', 'b'))
+                   if getattr(layer, name, None) is not None and np.size(getattr(layer, name))),
+                  default=0.0)
+    if largest > 1e3:
+        return f"The weights have grown to {largest:.3g}: {lr_advice}"
+    return ("The data and the parameters are finite, so the loss computation itself overflowed: "
+            "subtract each row's maximum before exp() in the softmax (or use a log-softmax).")
 
 
 # ---------------------------------------------------------------------------
@@ -267,32 +416,48 @@ class Solver(object):
 # ---------------------------------------------------------------------------
 
 def print_history(history):
-    """One line per epoch: training and validation loss and accuracy, seconds."""
+    """One line per epoch (counted from 1): training and validation loss and accuracy, seconds."""
     print('epoch  train loss  train acc  val loss  val acc  seconds')
     for epoch, row in enumerate(zip(history['train_loss'], history['train_acc'], history['val_loss'],
-                                    history['val_acc'], history['epoch_time'])):
+                                    history['val_acc'], history['epoch_time']), start=1):
         print('{:5d}  {:10.4f}  {:9.4f}  {:8.4f}  {:7.4f}  {:7.2f}'.format(epoch, *row))
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(
-        description="Train the softmax regression homework on MNIST and report the test accuracy.")
+        description="Train a model on MNIST (the softmax regression homework by default) and report "
+                    "the test accuracy.")
     for key, (default, _, accepts) in CFG_SCHEMA.items():
-        if key in ('hidden_sizes', 'verbose', 'seed'):
+        if key in ('hidden_sizes', 'verbose', 'seed', 'model', 'data_root'):
             continue
-        parser.add_argument('--' + key, type=type(default), default=default, help=accepts)
+        kind = type(default) if default is not None else str
+        parser.add_argument('--' + key, type=kind, default=default, help=accepts)
+    parser.add_argument('--data_root', default=CFG_SCHEMA['data_root'][0], help='the MNIST folder')
+    parser.add_argument('--model', default=None, help=CFG_SCHEMA['model'][2])
     parser.add_argument('--seed', type=int, default=CFG_SCHEMA['seed'][0])
     parser.add_argument('--hidden_sizes', type=int, nargs='*', default=[],
                         help='hidden layer widths, e.g. --hidden_sizes 256 (default: none)')
     parser.add_argument('--quiet', action='store_true', help='no per-batch lines: a table of epochs at the end')
     parser.add_argument('--plot', default=None, help='save the loss and accuracy curves to this file')
     parser.add_argument('--history', default=None, help='save the training history as JSON')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = vars(parser.parse_args(argv))
 
     plot_path, history_path = args.pop('plot'), args.pop('history')
     verbose = not args.pop('quiet')
-    solver = Solver(dict(args, verbose=verbose))
-    train_loss, train_acc = solver.train()
+    try:
+        solver = Solver(dict(args, verbose=verbose))
+    except (ValueError, TypeError, OSError) as error:
+        # A bad setting or missing data: one line that says what to do, no traceback.
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    try:
+        train_loss, train_acc = solver.train()
+    except TrainingDiverged as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
     test_loss, test_acc = solver.test()
     if not verbose:
         print_history(solver.history)
@@ -305,8 +470,9 @@ def main(argv=None):
         plot_loss_and_acc({label: [train_loss, train_acc]}, save_path=plot_path, show=False)
         print(f"Saved the loss and accuracy curves to {plot_path}")
     if history_path:
+        cfg = dict(solver.cfg, data_root=str(solver.cfg['data_root']))
         with atomic_write(history_path, 'w') as f:
-            json.dump({'cfg': solver.cfg, 'history': solver.history,
+            json.dump({'cfg': cfg, 'history': solver.history,
                        'test_loss': test_loss, 'test_acc': test_acc}, f, indent=1)
     return test_acc
 

@@ -55,6 +55,11 @@ def assert_close(actual, expected, name, rtol=1e-7, atol=0.0):
             f"({int(bad.sum())} of {bad.size} entries differ)")
 
 
-def check_gradient(f, x, analytic, name, rtol=1e-7, h=1e-6):
-    """Compare an analytic gradient of f() with respect to x against central differences."""
-    assert_close(analytic, numerical_gradient(f, x, h), f"{name} (analytic vs numerical gradient)", rtol=rtol)
+def check_gradient(f, x, analytic, name, rtol=1e-7, h=1e-6, atol=0.0):
+    """Compare an analytic gradient of f() with respect to x against central differences.
+
+    atol: entries whose absolute difference is below it pass whatever their
+    relative error: central differences carry a rounding error of about
+    1e-16 * |f| / h, which dominates for gradients near zero in deep networks."""
+    assert_close(analytic, numerical_gradient(f, x, h), f"{name} (analytic vs numerical gradient)",
+                 rtol=rtol, atol=atol)

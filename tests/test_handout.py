@@ -114,7 +114,7 @@ def test_softmax_handout_imports_and_says_what_is_missing(softmax_handout):
     lines = result.stdout.splitlines()
     assert lines[0].startswith('SoftmaxCrossEntropyLoss.forward is not implemented yet')
     assert lines[1].startswith('SoftmaxCrossEntropyLoss.gradient_computing is not implemented yet')
-    assert lines[2].startswith('SGD.step is not implemented yet')
+    assert lines[2].startswith('SGD.update is not implemented yet')
     assert lines[3].startswith("affine_forward is part of the 'mlp' assignment")
 
 

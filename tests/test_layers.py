@@ -1,5 +1,6 @@
-"""The shared maths of layers.py: every formula against a hand computation or
-an independent reference, every backward against finite differences."""
+"""layers.py: every formula against a hand computation or an independent
+reference, every backward against finite differences in float64, and the
+course's layer API (FCLayer, ReLULayer, SigmoidLayer, TanhLayer, Network)."""
 
 import math
 
@@ -8,9 +9,13 @@ import pytest
 
 import layers
 from gradcheck import assert_close, check_gradient
+from loss import EuclideanLossLayer, SoftmaxCrossEntropyLossLayer
+from optimizer import trainable_layers
 
 rng = np.random.default_rng(0)
 
+
+# ----- the maths of the fully connected layer -----
 
 @pytest.mark.solution('mlp')
 def test_affine_forward_matches_explicit_sums():
@@ -22,7 +27,26 @@ def test_affine_forward_matches_explicit_sums():
 
 
 @pytest.mark.solution('mlp')
-@pytest.mark.parametrize("layer_class", [layers.ReLU, layers.Sigmoid, layers.Tanh])
+def test_fc_layer_gradients_match_numerical_gradient():
+    layer = layers.FCLayer(4, 3)
+    x = rng.normal(size=(6, 4))
+    R = rng.normal(size=(6, 3))  # loss L = sum(R * u), so dL/du = R
+
+    def loss():
+        return np.sum(R * layer.forward(x))
+
+    layer.forward(x)
+    grad_x = layer.backward(R)
+    grad_W, grad_b = layer.grad_W.copy(), layer.grad_b.copy()
+    check_gradient(loss, layer.W, grad_W, "FCLayer.grad_W")
+    check_gradient(loss, layer.b, grad_b, "FCLayer.grad_b")
+    check_gradient(loss, x, grad_x, "FCLayer.backward (delta of the layer below)")
+
+
+# ----- activations -----
+
+@pytest.mark.solution('mlp')
+@pytest.mark.parametrize("layer_class", [layers.ReLULayer, layers.SigmoidLayer, layers.TanhLayer])
 def test_activation_backward_matches_numerical_gradient(layer_class):
     x = rng.normal(size=(5, 4))
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the ReLU kink at 0
@@ -36,153 +60,172 @@ def test_activation_backward_matches_numerical_gradient(layer_class):
 @pytest.mark.solution('mlp')
 def test_activation_values():
     z = np.array([[-2.0, 0.0, 3.0]])
-    assert_close(layers.ReLU().forward(z), [[0.0, 0.0, 3.0]], "ReLU")
-    assert_close(layers.Sigmoid().forward(z), [[1 / (1 + math.e ** 2), 0.5, 1 / (1 + math.e ** -3)]], "Sigmoid")
-    assert_close(layers.Tanh().forward(z), [[math.tanh(-2.0), 0.0, math.tanh(3.0)]], "Tanh")
+    assert_close(layers.ReLULayer().forward(z), [[0.0, 0.0, 3.0]], "ReLULayer")
+    assert_close(layers.SigmoidLayer().forward(z), [[1 / (1 + math.e ** 2), 0.5, 1 / (1 + math.e ** -3)]],
+                 "SigmoidLayer")
+    assert_close(layers.TanhLayer().forward(z), [[math.tanh(-2.0), 0.0, math.tanh(3.0)]], "TanhLayer")
     # no overflow warning for extreme inputs
     with np.errstate(over='raise', invalid='raise', divide='raise'):
-        out = layers.Sigmoid().forward(np.array([[-1000.0, 1000.0]]))
-    assert_close(out, [[0.0, 1.0]], "Sigmoid at +-1000", atol=1e-300)
+        out = layers.SigmoidLayer().forward(np.array([[-1000.0, 1000.0]]))
+    assert_close(out, [[0.0, 1.0]], "SigmoidLayer at +-1000", atol=1e-300)
 
 
-@pytest.mark.solution('mlp')
-def test_fc_layer_gradients_match_numerical_gradient():
-    layer = layers.FCLayer(4, 3)
-    x = rng.normal(size=(6, 4))
-    R = rng.normal(size=(6, 3))
-
-    def loss():
-        return np.sum(R * layer.forward(x))
-
-    layer.forward(x)
-    grad_x = layer.backward(R)
-    grad_W, grad_b = layer.grad_W.copy(), layer.grad_b.copy()
-    check_gradient(loss, layer.W, grad_W, "FCLayer.grad_W")
-    check_gradient(loss, layer.b, grad_b, "FCLayer.grad_b")
-    check_gradient(loss, x, grad_x, "FCLayer.backward (delta of the layer below)")
+def test_activations_have_no_parameters():
+    for layer in (layers.ReLULayer(), layers.SigmoidLayer(), layers.TanhLayer()):
+        assert layer.trainable is False and layer.param_names == ()
 
 
-@pytest.mark.solution('mlp')
-def test_softmax_hand_values_and_stability():
-    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-    e = np.exp([1.0, 2.0, 3.0])
-    assert_close(layers.softmax(logits), [e / e.sum(), [1 / 3] * 3], "softmax")
-    # shift invariance and no overflow for logits far beyond exp's range
-    huge = np.array([[1e4, 1e4 - 1.0, -1e4]])
-    with np.errstate(over='raise', invalid='raise', divide='raise'):
-        prob = layers.softmax(huge)
-    assert_close(prob, [[1 / (1 + math.e ** -1), 1 / (1 + math.e), 0.0]], "softmax of huge logits", atol=1e-300)
+# ----- the course's FCLayer constructor and initialisations -----
 
-
-@pytest.mark.solution('mlp')
-def test_cross_entropy_hand_values():
-    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-    labels = np.array([2, 0])
-    e = np.exp([1.0, 2.0, 3.0])
-    expected = (-math.log(e[2] / e.sum()) + math.log(3)) / 2
-    loss, prob = layers.softmax_cross_entropy(logits, labels)
-    assert isinstance(loss, float)
-    assert loss == pytest.approx(expected, rel=1e-12)
-    # one-hot labels give the same loss as class ids
-    loss_one_hot, _ = layers.softmax_cross_entropy(logits, np.eye(3)[labels])
-    assert loss_one_hot == pytest.approx(expected, rel=1e-12)
-
-
-@pytest.mark.solution('mlp')
-def test_cross_entropy_is_finite_for_extreme_logits():
-    logits = np.array([[1e4, -1e4], [-1e4, 1e4]])
-    with np.errstate(over='raise', invalid='raise', divide='raise'):
-        loss, prob = layers.softmax_cross_entropy(logits, np.array([1, 1]))
-        delta = layers.softmax_cross_entropy_backward(prob, np.array([1, 1]))
-    # sample 0 is wrong by a margin of 2e4, sample 1 right: mean loss 1e4
-    assert loss == pytest.approx(1e4)
-    assert np.all(np.isfinite(delta))
-
-
-@pytest.mark.solution('mlp')
-def test_cross_entropy_backward_matches_numerical_gradient():
-    logits = rng.normal(size=(5, 4))
-    labels = np.array([0, 3, 1, 1, 2])
-    _, prob = layers.softmax_cross_entropy(logits, labels)
-    analytic = layers.softmax_cross_entropy_backward(prob, labels)
-    check_gradient(lambda: layers.softmax_cross_entropy(logits, labels)[0], logits, analytic,
-                   "softmax_cross_entropy_backward")
-
-
-@pytest.mark.solution('mlp')
-def test_accuracy_and_one_hot():
-    logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
-    assert layers.accuracy(logits, np.array([1, 0, 0, 1])) == 0.5
-    assert layers.accuracy(logits, np.eye(2)[[1, 0, 1, 0]]) == 1.0
-    assert_close(layers.one_hot(np.array([2, 0], dtype=np.uint8), 3), [[0, 0, 1], [1, 0, 0]], "one_hot")
-    with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        layers.one_hot(np.array([0, 3]), 3)
-    with pytest.raises(ValueError, match="integer class ids"):
-        layers.one_hot(np.array([0.5, 1.0]), 3)
-
-
-@pytest.mark.solution('mlp')
-def test_mlp_gradients_match_numerical_gradient():
-    np.random.seed(1)
-    model = layers.build_mlp(5, [4, 3], 3, activation=layers.Tanh)
-    x = rng.normal(size=(6, 5))
-    labels = np.array([0, 1, 2, 2, 1, 0])
-
-    def loss():
-        return model.forward(x, labels)[0]
-
-    loss()
-    model.gradient_computing()
-    for index, layer in enumerate(model.layers):
-        for name in layer.param_names:
-            analytic = getattr(layer, 'grad_' + name).copy()
-            check_gradient(loss, getattr(layer, name), analytic, f"layer {index} grad_{name}")
-
-
-@pytest.mark.solution('mlp')
-def test_parameters_follow_the_data_dtype():
+def test_fc_layer_course_api_and_init_scale():
     np.random.seed(0)
-    model = layers.build_mlp(5, [4], 3)
-    x32 = rng.normal(size=(2, 5)).astype(np.float32)
-    loss, acc = model.forward(x32, np.array([0, 1]))
-    model.gradient_computing()
-    assert isinstance(loss, float) and isinstance(acc, float)
-    for layer in layers.trainable_layers(model):
-        assert layer.W.dtype == np.float32 and layer.grad_W.dtype == np.float32, type(layer)
+    relu = layers.FCLayer(784, 256)                       # actFunction='relu' by default
+    sigmoid = layers.FCLayer(784, 256, 'sigmoid')         # the course passes it positionally
+    raw = math.sqrt(2 / (784 + 256))
+    assert np.std(relu.W) == pytest.approx(raw * math.sqrt(2), rel=0.02)
+    assert np.std(sigmoid.W) == pytest.approx(raw, rel=0.02)
+    # the homework's own rule draws the biases from the same Gaussian
+    assert relu.b.shape == (1, 256) and np.std(relu.b) > 0
+    assert relu.trainable is True and layers.FCLayer(3, 2, 'relu', False).trainable is False
 
 
-def test_network_train_eval_switch_every_layer():
-    network = layers.Network([layers.FCLayer(3, 3), layers.ReLU()])
-    network.eval()
-    assert [layer.training for layer in network.layers] == [False, False]
-    network.train()
-    assert [layer.training for layer in network.layers] == [True, True]
+@pytest.mark.parametrize('init, expected_std', [
+    ('gaussian', 0.01),
+    ('xavier', 1 / math.sqrt(400)),
+    ('msra', math.sqrt(2 / 400)),   # He et al.; the notes print 2/sqrt(n_in), a typo
+])
+def test_initialisations_by_name(init, expected_std):
+    np.random.seed(1)
+    layer = layers.FCLayer(400, 300, init=init)
+    assert np.std(layer.W) == pytest.approx(expected_std, rel=0.02)
+    assert abs(np.mean(layer.W)) < expected_std / 20
+    assert np.array_equal(layer.b, np.zeros((1, 300))), "biases start at zero except in the course's rule"
+    np.random.seed(1)
+    assert np.array_equal(layers.FCLayer(400, 300, init=init).W, layer.W), "np.random.seed reproduces it"
 
 
-@pytest.mark.solution('mlp')
-def test_parameters_lists_trainable_layers_only_and_explains_missing_gradients():
-    model = layers.build_mlp(3, [2], 2)
-    model.layers[2].trainable = False  # freeze the output layer
-    with pytest.raises(RuntimeError, match="gradient_computing"):
-        list(layers.parameters(model))
-    model.forward(np.ones((1, 3)), np.array([1]))
-    model.gradient_computing()
-    assert [key for key, _, _ in layers.parameters(model)] == ['0.W', '0.b']
-    model.layers[0].grad_W = np.zeros((2, 3))
-    with pytest.raises(ValueError, match=r"grad_W has shape \(2, 3\) but W has shape \(3, 2\)"):
-        list(layers.parameters(model))
+def test_gaussian_init_takes_a_std():
+    np.random.seed(2)
+    assert np.std(layers.FCLayer(300, 300, init='gaussian', std=0.1).W) == pytest.approx(0.1, rel=0.02)
+
+
+def test_conv_style_fans_count_the_kernel():
+    # a 3x3 convolution from 8 to 16 channels: fan_in = 8*3*3 = 72
+    assert layers.init_std('msra', 8 * 3 * 3, 16 * 3 * 3) == pytest.approx(math.sqrt(2 / 72))
+
+
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(actFunction='softmax'), ValueError, "actFunction must be one of 'relu', 'sigmoid', 'tanh'"),
+    (dict(init='he'), ValueError, "unknown init 'he'; choose one of course, gaussian, xavier, msra"),
+    (dict(init='xavier', std=0.1), ValueError, "only applies to init='gaussian'"),
+    (dict(trainable='relu'), TypeError, "trainable must be True or False, got 'relu'"),
+])
+def test_fc_layer_explains_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        layers.FCLayer(3, 2, **kwargs)
 
 
 def test_fc_layer_explains_a_wrong_input_width():
     with pytest.raises(ValueError, match=r"FCLayer expects Input of shape \(batch_size, 3\), got \(2, 4\)"):
         layers.FCLayer(3, 2).forward(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="Flatten the images first"):
+        layers.FCLayer(4, 2).forward(np.ones((2, 2, 2)))
+
+
+# ----- Network -----
+
+def course_network(activation=layers.TanhLayer, sizes=(5, 4, 3, 3)):
+    """FC -> act -> FC -> act -> FC: a three-layer network, built the course's way."""
+    network = layers.Network()
+    for index, (d, m) in enumerate(zip(sizes[:-1], sizes[1:])):
+        network.add(layers.FCLayer(d, m))
+        if index < len(sizes) - 2:
+            network.add(activation())
+    return network
+
+
+def test_network_course_api():
+    network = layers.Network()
+    assert network.layerList == [] and network.numLayer == 0
+    fc, relu = layers.FCLayer(3, 2), layers.ReLULayer()
+    assert network.add(fc) is network
+    network.add(relu)
+    assert network.layerList == [fc, relu] and network.numLayer == 2
+    out = network.forward(np.array([[1.0, -2.0, 0.5]]))
+    assert_close(out, np.maximum(0, np.array([[1.0, -2.0, 0.5]]) @ fc.W + fc.b), "Network.forward")
+
+
+def test_network_summary_lists_layers_shapes_and_parameter_count():
+    np.random.seed(0)
+    network = course_network(layers.ReLULayer, (784, 128, 64, 10))
+    text = repr(network)
+    assert "Network with 5 layers and 109,386 trainable parameters" in text  # 784*128+128 + 128*64+64 + 64*10+10
+    assert "run a batch through to see" in text
+    network.forward(np.zeros((7, 784)))
+    text = repr(network)
+    assert "(N, 128)" in text and "(N, 10)" in text and "100,480 params" in text
+    network.layerList[0].trainable = False
+    assert "(frozen)" in repr(network) and "8,906 trainable parameters" in repr(network)
+
+
+@pytest.mark.solution('mlp')
+@pytest.mark.parametrize('criterion_class', [SoftmaxCrossEntropyLossLayer, EuclideanLossLayer])
+@pytest.mark.parametrize('activation', [layers.TanhLayer, layers.SigmoidLayer, layers.ReLULayer])
+def test_three_layer_network_gradients_match_numerical_gradient(activation, criterion_class):
+    np.random.seed(1)
+    network = course_network(activation)
+    criterion = criterion_class()
+    x = rng.normal(size=(6, 5))
+    labels = np.array([0, 1, 2, 2, 1, 0])
+
+    def loss():
+        return criterion.forward(network.forward(x), labels)
+
+    loss()
+    grad_x = network.backward(criterion.backward())
+    for index, layer in enumerate(network.layerList):
+        for name in layer.param_names:
+            analytic = getattr(layer, 'grad_' + name).copy()
+            check_gradient(loss, getattr(layer, name), analytic, f"layer {index} grad_{name}",
+                           rtol=1e-6, atol=1e-9)
+    check_gradient(loss, x, grad_x, "Network.backward (delta of the input)", rtol=1e-6, atol=1e-9)
+
+
+def test_network_train_eval_switch_every_layer():
+    network = layers.Network([layers.FCLayer(3, 3), layers.ReLULayer()])
+    network.eval()
+    assert [layer.training for layer in network.layerList] == [False, False]
+    network.train()
+    assert [layer.training for layer in network.layerList] == [True, True]
 
 
 @pytest.mark.solution('mlp')
 def test_first_layer_of_an_mlp_skips_the_input_delta():
-    model = layers.build_mlp(4, [3], 2)
-    assert [getattr(layer, 'input_grad', None) for layer in model.layers] == [False, None, True]
-    model.forward(np.ones((2, 4)), np.array([0, 1]))
-    model.gradient_computing()  # still sets the first layer's gradients
-    assert model.layers[0].grad_W.shape == (4, 3)
-    assert model.network.backward(np.ones((2, 2))) is None
+    network = layers.build_mlp(4, [3], 2)
+    assert [getattr(layer, 'input_grad', None) for layer in network.layerList] == [False, None, True]
+    network.forward(np.ones((2, 4)))
+    assert network.backward(np.ones((2, 2))) is None
+    assert network.layerList[0].grad_W.shape == (4, 3)  # its own gradients are still set
+
+
+def test_a_layer_without_input_delta_is_refused_anywhere_but_first():
+    network = layers.Network().add(layers.FCLayer(4, 3))
+    with pytest.raises(ValueError, match="only the first layer of a network may use"):
+        network.add(layers.FCLayer(3, 2, input_grad=False))
+
+
+def test_build_mlp_explains_an_unknown_activation():
+    with pytest.raises(ValueError, match="unknown activation 'elu'; choose one of relu, sigmoid, tanh"):
+        layers.build_mlp(4, [3], 2, activation='elu')
+
+
+@pytest.mark.solution('mlp')
+def test_parameters_follow_the_data_dtype():
+    np.random.seed(0)
+    model = layers.Classifier(layers.build_mlp(5, [4], 3), SoftmaxCrossEntropyLossLayer())
+    x32 = rng.normal(size=(2, 5)).astype(np.float32)
+    loss, acc = model.forward(x32, np.array([0, 1]))
+    model.gradient_computing()
+    assert isinstance(loss, float) and isinstance(acc, float)
+    for layer in trainable_layers(model):
+        assert layer.W.dtype == np.float32 and layer.grad_W.dtype == np.float32, type(layer)

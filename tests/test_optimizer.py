@@ -56,7 +56,10 @@ def test_updates_in_place_and_skips_frozen_models():
     model = OneParameterModel()
     W_array = model.W
     run_steps(model, SGD(model, 0.1, 0.9), [(1.0, 1.0)])
-    assert model.W is W_array, "the optimizer must update model.W in place"
+    assert model.W is W_array and W_array[0, 0] != 1.0, (
+        f"model.W is {model.W[0, 0]} after one step from 1.0: update the parameter in place "
+        f"(param += ...); 'param = param + v' only gives the local name param a new array, "
+        f"and the model never sees it")
     frozen = OneParameterModel(trainable=False)
     run_steps(frozen, SGD(frozen, 0.1, 0.9), [(1.0, 1.0)])
     assert frozen.W[0, 0] == 1.0 and frozen.b[0, 0] == -2.0
@@ -65,3 +68,10 @@ def test_updates_in_place_and_skips_frozen_models():
 def test_step_before_gradients_says_what_to_do():
     with pytest.raises(RuntimeError, match="gradient_computing"):
         SGD(OneParameterModel(), 0.1).step()
+
+
+def test_step_explains_a_misshapen_gradient():
+    model = OneParameterModel()
+    model.grad_W, model.grad_b = np.zeros((2, 1)), np.zeros((1, 1))
+    with pytest.raises(ValueError, match=r"grad_W has shape \(2, 1\) but W has shape \(1, 1\)"):
+        SGD(model, 0.1).step()

@@ -84,10 +84,10 @@ def test_train_returns_per_epoch_lists_and_learns(tiny_mnist):
 def test_prints_the_original_progress_lines(tiny_mnist, capsys):
     Solver(quiet_cfg(tiny_mnist, max_epoch=1, verbose=True, display_freq=10)).train()
     out = capsys.readouterr().out
-    # batches 0 and 10 of 18, then the epoch averages
-    assert out.count('Epoch [0][1]\t Batch [') == 2 and 'Batch [10][18]' in out
-    assert 'Epoch [0]\t Average training loss' in out
-    assert 'Epoch [0]\t Average validation loss' in out
+    # batches 0 and 10 of 18, then the epoch averages; epochs counted from 1, as in the plots
+    assert out.count('Epoch [1][1]\t Batch [') == 2 and 'Batch [10][18]' in out
+    assert 'Epoch [1]\t Average training loss' in out
+    assert 'Epoch [1]\t Average validation loss' in out
 
 
 @pytest.mark.solution('softmax')
@@ -132,10 +132,72 @@ def test_divergence_is_reported_and_history_kept(tiny_mnist):
     solver = Solver(quiet_cfg(tiny_mnist, learning_rate=0.5, max_epoch=2))
     solver.model = LossTurnsNaN()
     solver.optimizer = Solver.build_optimizer(solver.model, solver.cfg)
-    with pytest.raises(TrainingDiverged, match=r"became nan at epoch 0, batch 2\. "
-                                               r"The learning rate \(0\.5\) is probably too large"):
+    with pytest.raises(TrainingDiverged, match=r"became nan at epoch 1, batch 2\. .*"
+                                               r"the loss computation itself overflowed"):
         solver.train()
     assert solver.history['iter_loss'] == [1.0, 1.0]  # the batches before the failure are kept
+
+
+def test_a_nan_pixel_is_blamed_on_the_data_not_the_learning_rate(tiny_mnist):
+    solver = Solver(quiet_cfg(tiny_mnist))
+    solver.train_loader.dataset.images[:, 100] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"became nan at epoch 1, batch 0\. The input batch itself "
+                                               r"holds \d+ NaN or infinite values: check the data"):
+        solver.train()
+
+
+@pytest.mark.solution('softmax')
+def test_a_huge_learning_rate_is_caught_while_the_loss_is_still_finite(tiny_mnist):
+    """A learning rate of 1e6 used to finish with losses near 1e35 and no warning."""
+    solver = Solver(quiet_cfg(tiny_mnist, learning_rate=1e6))
+    with pytest.raises(TrainingDiverged, match=r"The training loss grew from .* training diverged\. .*"
+                                               r"the learning rate \(1000000\.0\) is probably too large"):
+        solver.train()
+    assert all(np.isfinite(solver.history['iter_loss']))
+
+
+class SoftmaxWithoutMaxSubtraction(object):
+    """The typical mistake: exp(logits) without subtracting the row maximum."""
+    trainable = False
+
+    def __init__(self):
+        self.W = np.full((784, 10), 50.0)  # logits in the thousands: exp() overflows
+        self.b = np.zeros((1, 10))
+
+    def forward(self, Input, labels):
+        with np.errstate(over='ignore', invalid='ignore'):
+            e = np.exp(np.abs(Input) @ self.W)
+            prob = e / e.sum(axis=1, keepdims=True)
+        return float(-np.mean(np.log(prob[np.arange(len(labels)), labels]))), 0.1
+
+    def gradient_computing(self):
+        pass
+
+
+def test_an_overflowing_softmax_is_named_as_the_cause(tiny_mnist):
+    solver = Solver(quiet_cfg(tiny_mnist))
+    solver.model = SoftmaxWithoutMaxSubtraction()
+    solver.optimizer = Solver.build_optimizer(solver.model, solver.cfg)
+    with pytest.raises(TrainingDiverged, match="subtract each row's maximum before exp"):
+        solver.train()
+
+
+def test_momentum_one_is_accepted_with_a_warning():
+    with pytest.warns(UserWarning, match="momentum = 1 never forgets a gradient"):
+        validate_cfg({'momentum': 1.0})
+
+
+def test_a_pathlib_data_root_is_accepted(tiny_mnist):
+    solver = Solver(dict(quiet_cfg(tiny_mnist, max_epoch=1), data_root=Path(tiny_mnist)))
+    assert len(solver.train_loader.dataset) == 550
+
+
+def test_command_line_errors_are_one_line(tiny_mnist, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        solver_module.main(['--data_root', str(tiny_mnist), '--momentum', '1.5'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and 'Traceback' not in err
+    assert err.strip().splitlines()[-1].endswith("cfg['momentum'] = 1.5 is not valid: expected a number in [0, 1].")
 
 
 @pytest.mark.solution('softmax')
@@ -146,7 +208,7 @@ def test_command_line_trains_tests_and_saves(tiny_mnist, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f'Final test accuracy {test_acc:.4f}' in out
     table = out[out.index('epoch  train loss'):].splitlines()
-    assert [line.split()[0] for line in table[1:3]] == ['0', '1'] and 'Batch [' not in out
+    assert [line.split()[0] for line in table[1:3]] == ['1', '2'] and 'Batch [' not in out
     assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     saved = json.loads(history.read_text())
     assert saved['test_acc'] == test_acc and len(saved['history']['train_loss']) == 2
