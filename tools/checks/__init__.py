@@ -150,3 +150,26 @@ def compare_all(rtol=1e-7, atol=0.0, names=None):
         for key in names or sorted(expected):
             close(got[key], expected[key], key, rtol=rtol, atol=atol)
     return compare
+
+
+# ---------------------------------------------------------------------------
+# MNIST as the trusted side sees it (for checks that train)
+# ---------------------------------------------------------------------------
+
+_mnist = {}
+
+
+def mnist(root):
+    """(train images uint8 (60000, 784), train labels, test images, test labels) of root/data,
+    read once per process with the reference's reader."""
+    root = Path(root)
+    if root not in _mnist:
+        from dataloader import load_mnist
+        _mnist[root] = load_mnist(root / 'data', 'train') + load_mnist(root / 'data', 't10k')
+    return _mnist[root]
+
+
+def image_mean(images):
+    """The homework's default normalisation ('image_mean'): /255, then minus each image's mean."""
+    x = images.astype(np.float64) / 255
+    return x - x.mean(axis=1, keepdims=True)

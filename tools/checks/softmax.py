@@ -11,7 +11,7 @@ tools/checks/__init__.py), never from numbers written here.
 
 import numpy as np
 
-from checks import Check, CheckFailed, close, compare_all
+from checks import Check, CheckFailed, close, compare_all, image_mean, mnist
 from checks import softmax_hidden
 
 # ---------------------------------------------------------------------------
@@ -317,15 +317,6 @@ def momentum_inputs(rng, steps=5, shape=(7, 4)):
 # ---------------------------------------------------------------------------
 
 TRAIN_SUBSET, EPOCHS, BATCH = 6000, 2, 100
-_mnist = {}
-
-
-def mnist(root):
-    """(train images uint8 (60000, 784), train labels, test images, test labels) of root/data."""
-    if root not in _mnist:
-        from dataloader import load_mnist   # the reference's reader (trusted)
-        _mnist[root] = load_mnist(root / 'data', 'train') + load_mnist(root / 'data', 't10k')
-    return _mnist[root]
 
 
 def training_inputs(rng, root):
@@ -340,9 +331,7 @@ def training_inputs(rng, root):
 def test_accuracy(W, b, root):
     """Accuracy of softmax-regression parameters on the 10000 MNIST test images, computed here."""
     _, _, images, labels = mnist(root)
-    x = images.astype(np.float64) / 255
-    x -= x.mean(axis=1, keepdims=True)
-    return float(np.mean((x @ W + b).argmax(axis=1) == labels))
+    return float(np.mean((image_mean(images) @ W + b).argmax(axis=1) == labels))
 
 
 def compare_training(root, what='your loss.py and optimizer.py'):
