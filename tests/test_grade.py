@@ -202,9 +202,13 @@ def make_class(folder, handout_loss):
                     "            loss -= float(log_prob[n, labels[n]]) / len(labels)")
     write_folder('loop_based', {'loss.py': looped, 'optimizer.py': OPTIMIZER})
     write_folder('crashing', {'loss.py': at('gradient', 'import os\nos._exit(3)\n'), 'optimizer.py': OPTIMIZER})
-    write_folder('hanging', {'loss.py': at('forward', 'import signal, time\n'
-                                                      'signal.signal(signal.SIGALRM, signal.SIG_IGN)\n'
-                                                      'time.sleep(10 ** 6)\n'),
+    write_folder('hanging', {'loss.py': at('forward', '''
+        import os, signal, time
+        if not os.path.exists('hung-once'):        # the first call hangs, ignoring the check's alarm
+            open('hung-once', 'w').close()
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)
+            time.sleep(10 ** 6)
+        '''),
                              'optimizer.py': OPTIMIZER})
     write_folder('missing_file', {'optimizer.py': OPTIMIZER})
     write_folder('noisy', {'loss.py': at('forward', '''
@@ -354,8 +358,9 @@ def test_crashing_and_hanging_submissions_are_contained(graded):
     assert crash['forward'] == str(POINTS['forward']) and crash['gradients'] == '0'
     assert crash['momentum'] == str(POINTS['momentum'])     # the checks after the crashes ran in new processes
     hang, hang_text = graded['rows']['hanging'], graded['feedback']['hanging']
-    assert hang['status'] == 'time limit' and hang['forward'] == '0'        # it was stopped
+    assert hang['status'] == 'time limit' and hang['forward'] == '0'        # it was stopped ...
     assert 'took longer than' in hang_text
+    assert score(hang)[0] == FULL - POINTS['forward']                    # ... and the other checks ran
 
 
 def test_missing_file_is_graded_as_the_handout_version(graded):

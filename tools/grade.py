@@ -434,6 +434,7 @@ def run_checks(run, sandbox):
                                                         f"{run.check_timeout:g} s"))
             break
         if stopped == 'check time limit' and current in names:
+            status = 'time limit' if status == 'ok' else status
             outcomes[current] = ('stopped', f"took longer than {run.check_timeout:g} s and was stopped "
                                             f"(an endless loop, or code that ignores the stop signal?)")
             continue
@@ -512,9 +513,11 @@ def grade_files(run, files, overlay=None):
                 used[name] = 'submitted'
             else:
                 used[name] = 'handout version'
+        started = time.monotonic()
         status, outcomes, output = run_checks(run, sandbox)
         rows = [judge(run, check, outcomes[check.name], run.secret_lines) for check in run.checks]
-        return {'status': status, 'rows': rows, 'output': output, 'used': used}
+        return {'status': status, 'rows': rows, 'output': output, 'used': used,
+                'seconds': time.monotonic() - started}
     finally:
         if not run.keep:
             shutil.rmtree(sandbox, ignore_errors=True)
@@ -663,8 +666,11 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
     jobs = jobs or available_cores()
     out_csv = Path(out_csv)
     feedback_dir = Path(feedback_dir) if feedback_dir else out_csv.with_name(out_csv.stem + '-feedback')
+    started = time.monotonic()
     run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb)
     run.keep = keep
+    log(f"Set up in {time.monotonic() - started:.1f} s (handout copy, inputs, expected values)")
+    started = time.monotonic()
     log(f"Grading {len(submissions)} submissions of '{assignment}' ({len(run.checks)} checks, seed {run.seed}) "
         f"with {jobs} parallel jobs ...")
     try:
@@ -680,8 +686,13 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
                 except Exception as error:  # a grader bug must not lose the other students' grades
                     result = invalid(run, name, 'grader error', repr(error))
                 results.append(result)
-                log(f"[{done}/{len(submissions)}] {name}: graded ({result['status']})")
+                log(f"[{done}/{len(submissions)}] {name}: graded ({result['status']}, "
+                    f"{result.get('seconds', 0):.1f} s)")
             reference = reference_future.result()
+        elapsed = time.monotonic() - started
+        log(f"Graded {len(submissions)} submissions and the reference in {elapsed:.0f} s with {jobs} jobs: "
+            f"{elapsed / (len(submissions) + 1):.1f} s per submission, about "
+            f"{3600 / elapsed * (len(submissions) + 1):.0f} an hour at this rate")
         failing = [f"{r['check']}: {r['message']}" for r in reference['rows'] if not r['passed']]
         if failing:
             raise SystemExit("the reference solution does not pass every check, so no grade was written:\n  "
