@@ -256,6 +256,8 @@ def test_handout_knows_what_to_hand_in_and_says_its_self_check_is_public(softmax
     assert info == {'assignment': 'softmax', 'files': MANIFEST['assignments']['softmax']['student_files'],
                     'hidden_checks': True}
     assert (softmax_handout / 'tools' / 'submit.py').is_file()
+    for grading in ('tools/checks', 'tools/_probe_child.py', 'tools/process_guard.py', 'tools/assignment_files.py'):
+        assert not (softmax_handout / grading).exists(), grading
     result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
                              'tests/test_submit.py'], cwd=softmax_handout, capture_output=True, text=True,
                             timeout=300)

@@ -79,7 +79,7 @@ MAX_ZIP_BYTES = 100 * 2 ** 20         # what is read from one zip, uncompressed 
 MAX_RUNS = 20                         # child processes per submission (restarts after crashes / stuck checks)
 GRACE_SECONDS = 5                     # a check's own alarm fires first; the grader stops it after this
 MESSAGE_CHARS = 300                   # free text from student code, per check
-OUTPUT_CHARS = 800                    # end of the output shown when the run did not end normally
+OUTPUT_LINES, OUTPUT_LINE_CHARS = 12, 200   # end of the output shown when the run did not end normally
 ARCHIVES = ('.tar', '.tar.gz', '.tgz', '.tar.bz2', '.tbz2', '.tar.xz', '.txz', '.gz', '.bz2', '.xz',
             '.rar', '.7z')
 # Inside a submission: folders and files never read (a zipped virtual environment is not an error).
@@ -594,9 +594,8 @@ def feedback_text(run, result):
         if row['message']:
             lines += ['            ' + line for line in row['message'].split('\n')]
     if result['status'] not in ('ok', 'invalid submission') and result.get('output'):
-        tail = [scrub(line, run.secret_lines, 200) for line in result['output'].splitlines()[-12:]]
-        lines += ['', 'End of the output of your code:'] + ['  ' + line for line in tail][-12:]
-        lines[-1] = lines[-1][:OUTPUT_CHARS]
+        tail = [scrub(line, run.secret_lines, OUTPUT_LINE_CHARS) for line in result['output'].splitlines()]
+        lines += ['', 'End of the output of your code:'] + ['  ' + line for line in tail[-OUTPUT_LINES:]]
     return '\n'.join(lines) + '\n'
 
 

@@ -206,9 +206,11 @@ def run_contained(command, cwd, env, stdin=b'', time_limit=60.0, memory_limit=3 
                 resource.setrlimit(limit, (value, value))
 
     start = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=limit_resources)
+    # Started and registered under the lock: members() of a concurrent run reads the process
+    # table first and the registry second, so it never takes this new process for an orphan.
     with _lock:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=limit_resources)
         _active[process.pid] = token
     feeder = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
     feeder.start()
