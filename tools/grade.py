@@ -61,7 +61,12 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-import numpy as np
+# One BLAS thread unless the caller says otherwise (the project's thread policy); set before
+# NumPy is imported. Submissions are graded in parallel with --jobs instead.
+for _variable in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_variable, '1')
+
+import numpy as np  # noqa: E402
 
 TOOLS = Path(__file__).resolve().parent
 for folder in (TOOLS.parent, TOOLS):   # the reference's modules, and tools/ (checks, ...)
@@ -567,7 +572,7 @@ def grade_submission(run, name, path, problem):
 
 def invalid(run, name, status, reason):
     rows = [{'check': c.name, 'about': c.about, 'hidden': c.hidden, 'max_points': run.points[c.name],
-             'points': 0, 'passed': False, 'message': f"not run: {status}", 'category': status}
+             'points': 0, 'passed': False, 'message': f"not run: {status}", 'category': f"not run: {status}"}
             for c in run.checks]
     return {'name': name, 'status': status, 'notes': [reason], 'rows': rows, 'output': '', 'used': {}}
 
@@ -632,9 +637,13 @@ def summary_text(assignment, checks, counts):
         entry = counts.get(name, {'graded': 0, 'failed': 0, 'categories': {}})
         share = entry['failed'] / entry['graded'] if entry['graded'] else 0.0
         lines.append(f"{name} ({points:g} points): {entry['failed']}/{entry['graded']} fail ({share:.0%})")
-        if entry['categories']:
-            category, n = max(entry['categories'].items(), key=lambda item: (item[1], item[0]))
+        ran = {c: n for c, n in entry['categories'].items() if not c.startswith('not run')}
+        if ran:   # what the code got wrong; submissions that could not run are counted apart
+            category, n = max(ran.items(), key=lambda item: (item[1], item[0]))
             lines.append(f"    most common ({n}): {category}")
+        not_run = sum(n for c, n in entry['categories'].items() if c.startswith('not run'))
+        if not_run:
+            lines.append(f"    not run ({not_run}): invalid submissions, crashes or time limits before this check")
     return '\n'.join(lines) + '\n'
 
 

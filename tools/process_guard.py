@@ -15,8 +15,8 @@ What it guarantees (POSIX; the grader runs on Linux):
   are killed with SIGKILL and reaped.
 - The memory limit covers the run as a whole: a poll loop sums the resident
   memory (RSS) of all these processes and kills them all when the sum is
-  over the limit. Each process also gets an address-space rlimit, and file
-  size and core-dump rlimits.
+  over the limit. The program also gets address-space, file-size and
+  core-dump rlimits (inherited by what it starts).
 - Output is drained by a thread that keeps only its tail, so neither a
   chatty program nor a descendant holding the pipe open can block us.
 """
@@ -24,6 +24,7 @@ What it guarantees (POSIX; the grader runs on Linux):
 import contextlib
 import ctypes
 import os
+import resource
 import secrets
 import signal
 import subprocess
@@ -198,20 +199,20 @@ def run_contained(command, cwd, env, stdin=b'', time_limit=60.0, memory_limit=3 
     token = secrets.token_hex(16)
     env = dict(env, **{TOKEN_VARIABLE: token})
 
-    def limit_resources():  # in the child, before exec
-        import resource
-        for limit, value in ((resource.RLIMIT_FSIZE, file_size_limit), (resource.RLIMIT_AS, address_space_limit),
-                             (resource.RLIMIT_CORE, 0)):
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(limit, (value, value))
-
     start = time.monotonic()
     # Started and registered under the lock: members() of a concurrent run reads the process
     # table first and the registry second, so it never takes this new process for an orphan.
+    # No preexec_fn: forking with it holds the GIL through fork(), which deadlocks against
+    # OpenBLAS's fork handler while another thread is in a BLAS call. The limits are set
+    # from here instead, before the program is sent (the child runs nothing until it has it).
     with _lock:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=limit_resources)
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         _active[process.pid] = token
+    for limit, value in ((resource.RLIMIT_FSIZE, file_size_limit), (resource.RLIMIT_AS, address_space_limit),
+                         (resource.RLIMIT_CORE, 0)):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            resource.prlimit(process.pid, limit, (value, value))
     feeder = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
     feeder.start()
     reader = OutputTail(process.stdout)
