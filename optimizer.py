@@ -101,7 +101,7 @@ class SGD(Optimizer):
     def update(self, param, grad, state):
         """Update one parameter in place; state['v'] is its velocity (previous update)."""
         # param is e.g. layer.W, grad is layer.grad_W; v is this parameter's velocity
-        v = state.get('v', 0.0)
+        v = state['v'] if 'v' in state else np.zeros_like(param)
 
         ############################################################################
         # TODO: Put your code here
@@ -118,7 +118,10 @@ class SGD(Optimizer):
         # # Weight update without momentum
         # param += -self.learning_rate * grad
         ### BEGIN SOLUTION softmax mlp
-        v = self.momentum * v - self.learning_rate * grad
+        # v = momentum * v - learning_rate * grad, computed in place: no new
+        # arrays of the parameter's size at every step
+        v *= self.momentum
+        v -= self.learning_rate * grad
         param += v
         ### END SOLUTION
         ############################################################################

@@ -114,6 +114,12 @@ class Experiment:
 SECTION_A = '(a) Training and test accuracy'
 SECTION_B = '(b) Momentum against no momentum'
 SECTION_C = '(c) Other hyper-parameters'
+SECTION_D = '(d) The MLP homework (case 2)'
+
+# The MLP homework's runs: 20 epochs of a 784-128-10 network.
+MLP_CFG = {'hidden_sizes': [128], 'max_epoch': 20}
+MLP_COURSE_SETTINGS = {'learning_rate': 0.001, 'weight_decay': 0.1, 'momentum': 0.0}
+MLP_TUNED_SETTINGS = {'learning_rate': 0.1, 'weight_decay': 0.0, 'momentum': 0.9}
 
 EXPERIMENTS = [
     Experiment('default', SECTION_A, 'The default settings', label='default',
@@ -136,10 +142,31 @@ EXPERIMENTS = [
                values=[0.0, 0.5, 0.9, 0.99], label='momentum = {value}',
                observe_speed=False,
                intro='The momentum from 0 (plain SGD) to 0.99.'),
-    # Adding an experiment is one entry, for example an MLP against the homework model:
-    # Experiment('mlp', '(d) A hidden layer', 'Softmax regression against an MLP',
-    #            vary='hidden_sizes', values=[[], [256]], label='hidden layers {value}',
-    #            summary_plot='timing'),
+] + [
+    # (d) The MLP homework (the course's case 2): one hidden layer of 128 units, the
+    # Euclidean loss against softmax cross-entropy, with Sigmoid and with ReLU; first
+    # with the course's hyper-parameters, then with a setting chosen on the validation
+    # split (mlp.ipynb, section 3); then one hidden layer against two.
+    Experiment(f'mlp_{when}_{activation}', SECTION_D,
+               f'{activation.capitalize()} hidden layer, {how}', vary='loss',
+               values=['euclidean', 'softmax_cross_entropy'], label='{value}',
+               quick_values=['softmax_cross_entropy'],
+               overrides=dict(MLP_CFG, activation=activation, **settings),
+               intro=f'MLP 784-128-10 with {activation.capitalize()}; only the loss differs. '
+                     + description, observe_speed=False)
+    for when, how, settings, description in (
+        ('course', "the course's hyper-parameters", MLP_COURSE_SETTINGS,
+         'The course gave lr 0.001, weight decay 0.1 and no momentum, which train poorly on purpose.'),
+        ('tuned', 'a tuned setting', MLP_TUNED_SETTINGS,
+         'lr 0.1 with momentum 0.9 and no weight decay, chosen on the validation split in mlp.ipynb.'))
+    for activation in ('sigmoid', 'relu')
+] + [
+    Experiment('mlp_depth', SECTION_D, 'One hidden layer against two', vary='hidden_sizes',
+               values=[[128], [128, 128]], quick_values=[[128]], label='hidden {value}',
+               overrides=dict(MLP_CFG, **MLP_TUNED_SETTINGS), summary_plot='timing',
+               intro='Softmax cross-entropy and ReLU with the tuned setting; one hidden layer of '
+                     '128 units against two.'),
+    # Adding an experiment is one entry.
 ]
 
 # What the setup page says about each hyper-parameter.
@@ -234,7 +261,7 @@ def build_results(plan, records, stats, quick, data_root, started):
         })
     any_record = next(iter(records.values()))
     return {
-        'title': 'Softmax regression for MNIST: homework report',
+        'title': 'MNIST homework report: softmax regression and the MLP',
         'mode': 'quick' if quick else 'full',
         'generated_at': started.isoformat(timespec='seconds'),
         'base_cfg': dict(BASE_CFG, max_epoch=QUICK_EPOCHS) if quick else dict(BASE_CFG),

@@ -7,6 +7,8 @@ array, the worst relative error and where the first large difference is,
 so that a student knows which formula to look at.
 """
 
+import contextlib
+
 import numpy as np
 
 
@@ -52,7 +54,20 @@ def assert_close(actual, expected, name, rtol=1e-7, atol=0.0):
         raise AssertionError(
             f"{name}: relative error {err.max():.3g} > {rtol:g}; first differing index {first}: "
             f"got {actual[first]:.8g}, expected {expected[first]:.8g} "
-            f"({int(bad.sum())} of {bad.size} entries differ)")
+            f"({int(bad.sum())} of {bad.size} entries differ){constant_factor_hint(actual, expected)}")
+
+
+def constant_factor_hint(actual, expected):
+    """A hint when every entry is off by the same factor, the most common
+    mistake in a batch-averaged gradient (a missing or extra 1/N)."""
+    nonzero = np.abs(expected) > 1e-12
+    if np.count_nonzero(nonzero) < 2:
+        return ""
+    ratio = actual[nonzero] / expected[nonzero]
+    if np.allclose(ratio, ratio[0], rtol=1e-6) and not np.isclose(ratio[0], 1.0):
+        return (f". Every entry is {ratio[0]:.6g} times the expected value: a constant factor is "
+                f"missing or extra (a batch mean divides by the batch size N)")
+    return ""
 
 
 def check_gradient(f, x, analytic, name, rtol=1e-7, h=1e-6, atol=0.0):
@@ -63,3 +78,15 @@ def check_gradient(f, x, analytic, name, rtol=1e-7, h=1e-6, atol=0.0):
     1e-16 * |f| / h, which dominates for gradients near zero in deep networks."""
     assert_close(analytic, numerical_gradient(f, x, h), f"{name} (analytic vs numerical gradient)",
                  rtol=rtol, atol=atol)
+
+
+@contextlib.contextmanager
+def no_float_errors(what, advice):
+    """Run a block with NumPy's overflow, invalid and divide warnings turned
+    into a failure that says what overflowed and how to avoid it (instead of
+    a bare FloatingPointError)."""
+    try:
+        with np.errstate(over='raise', invalid='raise', divide='raise'):
+            yield
+    except FloatingPointError as error:
+        raise AssertionError(f"{what}: {error}. {advice}") from None

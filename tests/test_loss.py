@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import loss as loss_module
-from gradcheck import assert_close, check_gradient
+from gradcheck import assert_close, check_gradient, no_float_errors
 from loss import SoftmaxCrossEntropyLoss
 from optimizer import SGD
 
@@ -89,7 +89,9 @@ def test_extreme_logits_give_finite_loss_and_gradients():
     model = make_model()
     model.W *= 1e5
     Input = np.random.default_rng(3).normal(size=(4, 6))
-    with np.errstate(over='raise', invalid='raise', divide='raise'):
+    with no_float_errors("SoftmaxCrossEntropyLoss with logits around 1e5",
+                         "exp() of a large logit overflows to inf and inf / inf is NaN. Subtract each row's "
+                         "maximum from the logits before exp(): the softmax does not change."):
         loss, acc = model.forward(Input, np.array([0, 1, 2, 3]))
         model.gradient_computing()
     # Every sample is wrong by a huge margin. A log-softmax gives a loss in the millions;
@@ -106,7 +108,6 @@ def test_float32_training_keeps_float32_parameters():
     loss, acc = model.forward(Input, np.array([0, 1, 2]))
     model.gradient_computing()
     SGD(model, learning_rate=0.1, momentum=0.9).step()
-    assert isinstance(float(loss), float)
     for name in ('W', 'b'):
         dtype = getattr(model, name).dtype
         assert dtype == np.float32, (

@@ -42,7 +42,6 @@ def test_network_cfg_keys_are_explained(key, value, accepts):
         validate_cfg({key: value})
 
 
-@pytest.mark.solution('mlp')
 def test_cfg_describes_the_network(tiny_mnist):
     solver = Solver(quiet_cfg(tiny_mnist, hidden_sizes=[32, 16], activation='sigmoid', loss='euclidean',
                               init='xavier', weight_decay=1e-4))

@@ -110,6 +110,7 @@ def test_state_follows_the_parameter_when_layers_are_added_or_reordered():
     assert_close(fc2.W, W2 + 0.19, "second old layer keeps its velocity", rtol=1e-12)
 
 
+@pytest.mark.solution('mlp')
 def test_parameters_lists_trainable_layers_only_and_explains_missing_gradients():
     network = two_layer_network()
     model = layers.Classifier(network, SoftmaxCrossEntropyLossLayer())

@@ -138,6 +138,7 @@ def test_divergence_is_reported_and_history_kept(tiny_mnist):
     assert solver.history['iter_loss'] == [1.0, 1.0]  # the batches before the failure are kept
 
 
+@pytest.mark.solution('softmax')
 def test_a_nan_pixel_is_blamed_on_the_data_not_the_learning_rate(tiny_mnist):
     solver = Solver(quiet_cfg(tiny_mnist))
     solver.train_loader.dataset.images[:, 100] = np.nan
@@ -245,7 +246,8 @@ def test_recipe_step_2_overfits_a_small_sample():
 
 @pytest.mark.solution('softmax')
 def test_default_homework_cfg_clears_92_percent_on_mnist_test_set():
-    """The issue's bar: momentum 0.9, 10 epochs, >= 92% on the 10000 test images."""
+    """The homework's default cfg (momentum 0.9, 10 epochs) must reach at least 92% on the 10000 test images
+    (the reference reaches 92.14%; README, Measured)."""
     solver = Solver({'data_root': str(MNIST), 'verbose': False})
     solver.train()
     test_loss, test_acc = solver.test()
