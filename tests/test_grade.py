@@ -448,3 +448,28 @@ def test_scrub_withholds_quotes_and_cuts_encoded_blobs():
     assert 'withheld' in grade.scrub('oops: v = self.momentum * v - self.learning_rate * grad', secret)
     assert grade.scrub('x' * 10 + ' ' + 'QUJD' * 30, secret) == 'x' * 10 + ' [...]'
     assert grade.scrub('\x1b[31mred\x1b[0m', secret) == 'red'
+
+
+def test_process_guard_kills_escaped_processes_without_blocking_on_their_pipe(tmp_path):
+    import process_guard
+    code = textwrap.dedent('''
+        import os, subprocess
+        subprocess.Popen(['sleep', '403'], start_new_session=True)   # keeps our stdout open
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execve('/bin/sleep', ['sleep', '404'], {})        # no token in its environment
+            os._exit(0)
+        print('bye')
+    ''')
+    result = process_guard.run_contained([sys.executable, '-c', code], cwd=tmp_path,
+                                         env={'PATH': os.environ['PATH']}, time_limit=60)
+    assert result['returncode'] == 0 and result['stopped'] is None and 'bye' in result['output']
+    assert sleeping(403) == [] and sleeping(404) == []
+
+
+def test_process_guard_stops_a_run_at_its_time_limit(tmp_path):
+    import process_guard
+    result = process_guard.run_contained([sys.executable, '-c', 'import time; time.sleep(1000)'], cwd=tmp_path,
+                                         env={'PATH': os.environ['PATH']}, time_limit=3)
+    assert result['stopped'] == 'time limit' and result['returncode'] is None
