@@ -458,9 +458,11 @@ def run_checks(run, sandbox):
         if current in names:
             outcomes[current] = ('stopped', f"the process running your code ended during this check (exit "
                                             f"code {code}); the other checks were run again in a new process")
+        elif not (ended & names):
+            break   # no progress at all (the progress file was tampered with): no point in another run
     for c in run.checks:
-        outcomes.setdefault(c.name, ('not run', f"not run: the process running your code ended {MAX_RUNS} "
-                                                f"times (see the output below)"))
+        outcomes.setdefault(c.name, ('not run', "not run: the process running your code kept ending before "
+                                                "this check (see the output below)"))
     return status, outcomes, output
 
 
