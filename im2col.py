@@ -30,8 +30,14 @@ Memory layout, which decides the speed: the matrix product gives the output
 as (F, N·H'·W'), channel-major ("CNHW" in memory). The forward pass returns
 it as a transposed *view* of shape (N, F, H', W'), so nothing is copied;
 ReLU keeps that layout (NumPy's element-wise operations follow the input's
-memory order), pooling reshapes it without copying, and the next
-convolution's im2col reads it row by row. A caller only ever sees
+memory order), pooling reads it through strided views of the k·k window
+pixels and writes its output in the same order, and the next convolution's
+im2col reads it row by row. Pooling, with stride = kernel size, is k·k
+element-wise operations on those views (np.maximum for max pooling, sums
+for average pooling): a reduction over window axes of a 6-D view is many
+times slower in NumPy. Backward passes never use np.add.at or index arrays:
+col2im is one strided add per kernel offset, max pooling's backward one
+comparison and one strided assignment per offset. A caller only ever sees
 (N, C, H, W) shapes; the layout is an implementation detail that any code
 written against shapes can ignore.
 """
