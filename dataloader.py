@@ -736,7 +736,7 @@ class Dataloader:
 
 
 def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode='train',
-                     normalize='image_mean', seed=None):
+                     normalize='image_mean', seed=None, as_images=False):
     """Build the Dataloader for one split.
 
     Inputs:
@@ -747,6 +747,9 @@ def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode='trai
     - mode: 'train', 'val' or 'test'.
     - normalize: 'image_mean', 'standardize' or 'none' (see Dataset).
     - seed: seed for the shuffling, for reproducible runs.
+    - as_images: False gives image batches as rows (B, D), as the homework;
+      True as (B, 1, rows, cols), the (N, C, H, W) layout of convolutional
+      layers (dataset.images becomes an (N, 1, rows, cols) view, no copy).
 
     Returns a Dataloader; `for images, labels in loader` runs one epoch.
     """
@@ -757,6 +760,8 @@ def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode='trai
     check_choice('mode', mode, MODES)
     check_choice('normalize', normalize, NORMALIZATIONS)
     dataset = Dataset(data_root, mode=mode, normalize=normalize)
+    if as_images:
+        dataset.images = dataset.images.reshape((len(dataset), 1) + dataset.image_shape)
     sampler = IterationBatchSampler(dataset, max_epoch, batch_size=batch_size,
                                     shuffle=shuffle, seed=seed)
     return Dataloader(dataset, sampler)

@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_FORMAT = 1
 
 # Source files whose content changes the results of a run.
-CODE_FILES = ('solver.py', 'dataloader.py', 'layers.py', 'loss.py', 'optimizer.py')
+CODE_FILES = ('solver.py', 'dataloader.py', 'layers.py', 'loss.py', 'optimizer.py', 'im2col.py')
 
 # cfg keys that do not change what a run computes (where the data lives is
 # covered by the data fingerprint; printing is irrelevant).

@@ -25,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from dataloader import write_idx  # noqa: E402  (needs the path set above)
+from public_checks_note import pytest_terminal_summary  # noqa: E402,F401  (handouts: 'public tests only')
 
 IMAGE_SIZE = 28     # rows and columns, as in MNIST
 BORDER = 4          # MNIST digits leave a blank border; so do ours

@@ -73,7 +73,8 @@ def test_report_has_the_expected_sections_and_figures(tiny_report):
     assert first_page_of == sorted(first_page_of)            # (a), (b), (c) in order
     for experiment in make_report.EXPERIMENTS:                 # one page per experiment
         assert f'{experiment.section}: {experiment.title}' in pages
-    assert len(results['figures']) == len(make_report.EXPERIMENTS)
+    # one per experiment, and the three pictures of the momentum run (model_pictures.py)
+    assert len(results['figures']) == len(make_report.EXPERIMENTS) + 3
     for name in results['figures']:
         assert (out / name).read_bytes().startswith(b'\x89PNG')
     assert (out / 'results.json').exists()
