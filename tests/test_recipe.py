@@ -396,3 +396,17 @@ def test_deep_network_experiment_shows_vanishing_gradients_and_bad_initialisatio
     assert gaussian['act_std'][1] / gaussian['act_std'][-1] > 1e4
     # MSRA keeps their spread: the hidden layers' stds within a factor of 2 of each other
     assert msra['act_std'][1:].max() / msra['act_std'][1:].min() < 2
+
+
+@pytest.mark.solution('softmax', 'mlp')
+def test_recipe_steps_work_for_an_mlp(tiny_cfg):
+    cfg = dict(tiny_cfg, hidden_sizes=[32], learning_rate=0.1)
+    assert check_initial_loss(cfg).passed
+    assert overfit_small_subset(cfg, num_images=50).reached
+    result = lr_range_test(cfg, learning_rates=[1e-3, 1e-1], num_batches=10)
+    assert result.best_lr == 0.1 and result.losses[1] < result.losses[0]
+    solver = recipe._solver(cfg)
+    probabilities = recipe.predict_proba(solver.model, solver.val_loader.dataset.images)
+    assert probabilities.shape == (50, 10) and np.allclose(probabilities.sum(axis=1), 1)
+    usable, notes = usable_search_space(recipe.SEARCH_SPACE, cfg)
+    assert 'weight_decay' in usable
