@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from dataloader import atomic_write
+from fileio import atomic_write
 
 
 def save_figure(fig, path, **kwargs):
@@ -104,6 +104,25 @@ def plot_training_loss(iter_losses, window=50, ax=None, label=None):
     return ax
 
 
+def plot_learning_rate(histories, ax=None):
+    """The learning rate used in each epoch (a schedule's effect, notes §2.5.2).
+
+    Inputs:
+    - histories: {label: history}, each history a Solver.history with a
+      per-epoch 'learning_rate' list
+    Returns the matplotlib Axes (log scale, epochs counted from 1).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for label, history in histories.items():
+        rates = history['learning_rate']
+        ax.step(np.arange(1, len(rates) + 1), rates, where='mid', label=label)
+    ax.set_yscale('log')
+    ax.set_xlabel('Epoch')
+    ax.set_ylabel('Learning rate')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
 # ---------------------------------------------------------------------------
 # Pictures of a model and of the training recipe (notes §4.4). Every function
 # draws one Figure, saves it when save_path is given and returns it.

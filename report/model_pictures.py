@@ -15,7 +15,7 @@ test accuracy of the weights equals the run's.
 import numpy as np
 
 import visualize
-from dataloader import atomic_write
+from fileio import atomic_write
 from layers import layers_of, param_names_of
 from solver import Solver
 from tools.recipe import predict_proba

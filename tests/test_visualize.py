@@ -9,7 +9,7 @@ matplotlib.use('Agg')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from dataloader import atomic_write  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 from visualize import moving_average, plot_loss_and_acc, plot_training_loss  # noqa: E402
 
 

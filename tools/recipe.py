@@ -64,7 +64,7 @@ if str(REPO_ROOT) not in sys.path:        # `python tools/recipe.py` puts tools/
 
 import numpy as np  # noqa: E402
 
-from dataloader import atomic_write  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 from solver import CFG_SCHEMA, Solver, TrainingDiverged, validate_cfg  # noqa: E402
 
 THIS_FILE = Path(__file__).resolve()
