@@ -23,11 +23,15 @@ The file reads top to bottom:
 3. input checks and dtype handling,
 4. the layers: FCLayer, ReLULayer, SigmoidLayer, TanhLayer,
 5. Network (a stack of layers) and Classifier (a network with a loss, behind
-   the homework's model interface).
+   the homework's model interface),
+6. the convolutional layers, ConvLayer, MaxPoolingLayer, AvgPoolingLayer and
+   ReshapeLayer (notes §3; their maths is in im2col.py).
 The losses live in loss.py, the optimisers in optimizer.py.
 """
 
 import numpy as np
+
+import im2col
 
 
 # ---------------------------------------------------------------------------
@@ -507,4 +511,476 @@ def build_mlp(num_input, hidden_sizes, num_output, activation='relu', init='cour
     # The output layer feeds the loss, not an activation: 'course' scales it
     # as the homework does for its single layer (the ReLU rule).
     network.add(FCLayer(width, num_output, init=init, input_grad=network.numLayer > 0))
+    return network
+
+
+# ---------------------------------------------------------------------------
+# Regularisation and normalisation layers (notes §4.2.3, §4.3)
+#
+# Shapes: (N, D) for fully connected activations, (N, C, H, W) for feature
+# maps. None of these layers has weights to decay: gamma and beta are
+# scale and shift (weight_names = ()), so weight decay never touches them.
+# Each one honours `training` (set by Network.train() / Network.eval()).
+# ---------------------------------------------------------------------------
+
+def normalize_forward(x, axes, eps):
+    """x_hat = (x - mean) / sqrt(var + eps), the statistics taken over `axes`
+    (notes §4.3.3). The variance is the biased one, mean((x - mean)^2).
+
+    Returns (x_hat, mean, var, inv_std), the last three with kept dimensions.
+    """
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    var = np.mean(centred * centred, axis=axes, keepdims=True)
+    inv_std = 1 / np.sqrt(var + eps)
+    return centred * inv_std, mean, var, inv_std
+
+
+def normalize_backward(grad_x_hat, x_hat, inv_std, axes):
+    """dE/dx from dE/dx_hat, for x_hat normalised with statistics over `axes`.
+
+    Both the mean and the variance depend on every x of the group, so the
+    chain rule gives, with averages over the m values of a group,
+        dE/dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = dE/dx_hat.
+    """
+    return inv_std * (grad_x_hat - grad_x_hat.mean(axis=axes, keepdims=True)
+                      - x_hat * np.mean(grad_x_hat * x_hat, axis=axes, keepdims=True))
+
+
+def _check_features(layer, Input, num_features):
+    """Clear error unless Input is (N, num_features) or (N, num_features, H, W)."""
+    if Input.ndim not in (2, 4) or Input.shape[1] != num_features:
+        raise ValueError(f"{type(layer).__name__}({num_features}) expects Input of shape "
+                         f"(N, {num_features}) or (N, {num_features}, H, W), got {Input.shape}")
+
+
+def _per_feature(vector, ndim):
+    """A (C,) vector shaped to broadcast against (N, C) or (N, C, H, W)."""
+    return vector.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+class DropoutLayer(Layer):
+    """Dropout (notes §4.2.3): each unit is dropped (set to 0) with probability p.
+
+    Inverted dropout: during training the units that survive are divided by
+    (1 - p),
+        out = Input * mask / (1 - p),  mask[i] = 1 with probability 1 - p, else 0,
+    so that E[out] = Input and evaluation is the identity. This is the
+    notes' test-time weight scaling moved to training time: the notes keep
+    the training output Input * mask and multiply the weights by (1 - p) at
+    test time; the next layer then sees W(1 - p) @ Input at test and
+    W @ (Input * mask) at training, whose mean is the same W(1 - p) @ Input.
+    Dividing by (1 - p) during training instead gives the same ratio between
+    training and test, so a network trained one way equals the other with
+    W scaled by (1 - p), and the test-time network needs no change.
+
+    Works on any shape, (N, D) or (N, C, H, W) (each value dropped on its own).
+    Inputs: p in [0, 1), the probability of DROPPING a unit (0.5 in the notes
+    for hidden layers, about 0.2 for lower layers); seed for its own random
+    generator, so that runs repeat exactly.
+    """
+
+    def __init__(self, p=0.5, seed=None):
+        if not (isinstance(p, (int, float)) and 0 <= p < 1):
+            raise ValueError(f"DropoutLayer: p is the probability of dropping a unit, in [0, 1); got {p!r}")
+        self.p = p
+        self.rng = np.random.default_rng(seed)
+        self.mask = None
+
+    def forward(self, Input):
+        if not self.training or self.p == 0:
+            self.mask = None
+            return Input
+        keep = self.rng.random(Input.shape, dtype=np.float32) >= self.p
+        # The mask already carries the 1 / (1 - p), so backward reuses it as is.
+        self.mask = keep.astype(Input.dtype) / Input.dtype.type(1 - self.p)
+        return Input * self.mask
+
+    def backward(self, delta):
+        # Only the units that were kept pass a gradient, scaled like their output.
+        return delta if self.mask is None else delta * self.mask
+
+    def __repr__(self):
+        return f"DropoutLayer(p={self.p})"
+
+
+class BatchNormLayer(Layer):
+    """Batch normalisation (notes §4.3.3): per feature, over the batch.
+
+        x_hat = (x - mu_B) / sqrt(var_B + eps),   y = gamma * x_hat + beta
+
+    (N, D) input: mu_B and var_B per feature, over the N samples.
+    (N, C, H, W) input: per channel, over the N * H * W values of the channel.
+
+    Training uses the batch's statistics and updates the running ones,
+        running = (1 - momentum) * running + momentum * batch statistic,
+    (the running variance uses the unbiased batch variance, m / (m - 1) var_B);
+    evaluation normalises with the running statistics, so a test image's
+    output does not depend on the other images of its batch.
+
+    Parameters gamma (C,) = 1 and beta (C,) = 0, gradients grad_gamma and
+    grad_beta. running_mean and running_var are state, not parameters: the
+    optimiser never sees them; they follow the data's dtype, like gamma and beta.
+    """
+    param_names = ('gamma', 'beta')
+    weight_names = ()
+    state_names = ('running_mean', 'running_var')   # saved and restored with the parameters
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, trainable=True):
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNormLayer: momentum must be in [0, 1], got {momentum!r}")
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.trainable = trainable
+        self.gamma = np.ones(num_features)
+        self.beta = np.zeros(num_features)
+        self.running_mean = np.zeros(num_features)
+        self.running_var = np.ones(num_features)
+
+    def forward(self, Input):
+        """Input (N, C) or (N, C, H, W) -> same shape."""
+        _check_features(self, Input, self.num_features)
+        match_dtype(self, Input)
+        if self.running_mean.dtype != Input.dtype:
+            self.running_mean = self.running_mean.astype(Input.dtype)
+            self.running_var = self.running_var.astype(Input.dtype)
+        self.axes = (0,) if Input.ndim == 2 else (0, 2, 3)
+        if self.training:
+            self.x_hat, mean, var, self.inv_std = normalize_forward(Input, self.axes, self.eps)
+            m = Input.size // self.num_features           # values per feature
+            unbiased_var = var.ravel() * (m / max(m - 1, 1))
+            self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean.ravel()
+            self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased_var
+        else:
+            mean = _per_feature(self.running_mean, Input.ndim)
+            self.inv_std = 1 / np.sqrt(_per_feature(self.running_var, Input.ndim) + self.eps)
+            self.x_hat = (Input - mean) * self.inv_std
+        return _per_feature(self.gamma, Input.ndim) * self.x_hat + _per_feature(self.beta, Input.ndim)
+
+    def backward(self, delta):
+        """delta (same shape as the output) -> delta of the layer below; sets
+        grad_gamma and grad_beta (C,)."""
+        self.grad_gamma = np.sum(delta * self.x_hat, axis=self.axes)
+        self.grad_beta = np.sum(delta, axis=self.axes)
+        grad_x_hat = delta * _per_feature(self.gamma, delta.ndim)
+        if not self.training:
+            # Fixed running statistics: the normalisation is a per-feature affine map.
+            return grad_x_hat * self.inv_std
+        return normalize_backward(grad_x_hat, self.x_hat, self.inv_std, self.axes)
+
+    def __repr__(self):
+        return f"BatchNormLayer({self.num_features}, eps={self.eps}, momentum={self.momentum})"
+
+
+class GroupNormLayer(Layer):
+    """Group normalisation (notes §4.3.4): per sample, over groups of channels.
+
+    The C channels are split into num_groups groups of C / num_groups
+    channels; each sample's group is normalised with its own mean and
+    variance (over the group's channels and all positions), then each
+    channel is scaled and shifted: y = gamma_c * x_hat + beta_c.
+    Nothing depends on the other samples of the batch, so training and
+    evaluation compute the same thing, and tiny batches are no problem
+    (the notes: "group norm for CNNs with small batches").
+
+    Special cases:
+    - num_groups = 1: layer norm (LayerNormLayer), all features of a sample;
+    - num_groups = C: instance norm (InstanceNormLayer), each channel of each
+      sample on its own (notes: used for image stylisation).
+    Input (N, C, H, W), or (N, C) taken as C channels of one position.
+    Parameters gamma (C,) = 1, beta (C,) = 0; gradients grad_gamma, grad_beta.
+    """
+    param_names = ('gamma', 'beta')
+    weight_names = ()
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, trainable=True):
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"{type(self).__name__}: num_groups ({num_groups}) must divide "
+                             f"num_channels ({num_channels})")
+        self.num_groups = num_groups
+        self.num_features = num_channels
+        self.eps = eps
+        self.trainable = trainable
+        self.gamma = np.ones(num_channels)
+        self.beta = np.zeros(num_channels)
+
+    def _grouped(self, x):
+        """(N, C, ...) -> (N, G, C / G, rest): the statistics are over axes (2, 3)."""
+        return x.reshape(len(x), self.num_groups, self.num_features // self.num_groups, -1)
+
+    def forward(self, Input):
+        """Input (N, C) or (N, C, H, W) -> same shape."""
+        _check_features(self, Input, self.num_features)
+        match_dtype(self, Input)
+        x_hat, _, _, self.inv_std = normalize_forward(self._grouped(Input), (2, 3), self.eps)
+        self.x_hat = x_hat.reshape(Input.shape)
+        return _per_feature(self.gamma, Input.ndim) * self.x_hat + _per_feature(self.beta, Input.ndim)
+
+    def backward(self, delta):
+        """delta -> delta of the layer below; sets grad_gamma and grad_beta (C,)."""
+        axes = (0,) if delta.ndim == 2 else (0, 2, 3)
+        self.grad_gamma = np.sum(delta * self.x_hat, axis=axes)
+        self.grad_beta = np.sum(delta, axis=axes)
+        grad_x_hat = self._grouped(delta * _per_feature(self.gamma, delta.ndim))
+        return normalize_backward(grad_x_hat, self._grouped(self.x_hat), self.inv_std,
+                                  (2, 3)).reshape(delta.shape)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.num_groups}, {self.num_features}, eps={self.eps})"
+
+
+class LayerNormLayer(GroupNormLayer):
+    """Layer normalisation (notes §4.3.4): each sample normalised over all its
+    features, y = gamma * x_hat + beta with gamma, beta per feature (or per
+    channel for (N, C, H, W)). Group norm with a single group."""
+
+    def __init__(self, num_features, eps=1e-5, trainable=True):
+        super().__init__(1, num_features, eps=eps, trainable=trainable)
+
+    def __repr__(self):
+        return f"LayerNormLayer({self.num_features}, eps={self.eps})"
+
+
+class InstanceNormLayer(GroupNormLayer):
+    """Instance normalisation (notes §4.3.4): each channel of each sample
+    normalised over its H x W positions. Group norm with one channel per group."""
+
+    def __init__(self, num_channels, eps=1e-5, trainable=True):
+        super().__init__(num_channels, num_channels, eps=eps, trainable=trainable)
+
+    def __repr__(self):
+        return f"InstanceNormLayer({self.num_features}, eps={self.eps})"
+
+
+# Normalisation layers an MLP can use after each hidden FC layer (cfg['normalization']).
+NORMALIZATION_LAYERS = {'none': None, 'batch': BatchNormLayer, 'layer': LayerNormLayer}
+
+
+def add_regularisation(network, dropout=0.0, normalization='none', seed=None):
+    """A copy of an MLP's layer stack with normalisation and dropout in the usual places:
+
+        FC -> [BatchNorm or LayerNorm] -> activation -> [Dropout(p)]   every hidden layer,
+        FC                                                             the output layer.
+
+    The normalisation acts on each hidden layer's input to the activation
+    (notes §4.3.3); dropout drops hidden units after the activation (notes
+    §4.2.3; never the output scores). The existing layers are shared, not copied.
+
+    Inputs:
+    - network: a Network whose layers are FC, activation, FC, activation, ..., FC
+    - dropout: p, the probability of dropping a hidden unit (0 = no dropout layers)
+    - normalization: 'none', 'batch' or 'layer' (NORMALIZATION_LAYERS)
+    - seed: seed of the first dropout layer (the next ones use seed + 1, ...)
+    Returns a new Network.
+    """
+    if normalization not in NORMALIZATION_LAYERS:
+        raise ValueError(f"unknown normalization {normalization!r}; choose one of "
+                         f"{', '.join(NORMALIZATION_LAYERS)}")
+    norm_layer = NORMALIZATION_LAYERS[normalization]
+    layers = list(network.layerList)
+    out = Network()
+    hidden_index = 0
+    for index, layer in enumerate(layers):
+        out.add(layer)
+        is_last = index == len(layers) - 1
+        if isinstance(layer, FCLayer) and not is_last and norm_layer is not None:
+            out.add(norm_layer(layer.num_output))
+        if not isinstance(layer, FCLayer) and not is_last and dropout:
+            out.add(DropoutLayer(dropout, seed=None if seed is None else seed + hidden_index))
+            hidden_index += 1
+    return out
+# 6. Convolutional layers (notes §3): convolution, pooling, reshape.
+# The maths (a loop reference and the vectorised form) is in im2col.py.
+# Feature maps are (N, C, H, W) arrays.
+# ---------------------------------------------------------------------------
+
+def _check_positive_int(owner, name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_pad(owner, kernel_size, pad):
+    """pad < kernel_size, as in the course: a wider padding only adds outputs
+    that see nothing but zeros."""
+    pad = _check_positive_int(owner, 'pad', pad, minimum=0)
+    if pad >= kernel_size:
+        raise ValueError(f"{owner}: pad ({pad}) must be smaller than kernel_size ({kernel_size}); "
+                         f"pad = (kernel_size - 1) // 2 = {(kernel_size - 1) // 2} keeps the image size")
+    return pad
+
+
+class ConvLayer(Layer):
+    """Convolution, stride 1, with zero padding (notes §3).
+
+    Parameters W (filters, inputs, k, k) and b (filters,); gradients grad_W
+    and grad_b. forward takes (N, inputs, H, W) and returns
+    (N, filters, H + 2·pad - k + 1, W + 2·pad - k + 1).
+    """
+    param_names = ('W', 'b')
+
+    def __init__(self, inputs, filters, kernel_size, pad, trainable=True, init='course',
+                 actFunction='relu', std=None, input_grad=True):
+        """
+        Args:
+            inputs: input channels C; filters: output channels F
+            kernel_size: k, the kernel is k x k; pad: zero padding, 0 <= pad < k
+                (pad = (k - 1) // 2 keeps the image size)
+            trainable: whether this layer is trainable
+            init, actFunction, std: the initialisation, as for FCLayer
+                (init_weights), with fan-in C·k·k and fan-out F·k·k
+            input_grad: False for the first layer of a network, whose backward
+                then skips the delta for the input (no layer below needs it)
+        """
+        owner = 'ConvLayer'
+        self.inputs = _check_positive_int(owner, 'inputs', inputs)
+        self.filters = _check_positive_int(owner, 'filters', filters)
+        self.kernel_size = _check_positive_int(owner, 'kernel_size', kernel_size)
+        self.pad = _check_pad(owner, self.kernel_size, pad)
+        self.trainable = check_trainable(self, trainable)
+        self.init = init
+        self.input_grad = input_grad
+        k = self.kernel_size
+        fans = dict(fan_in=inputs * k * k, fan_out=filters * k * k, actFunction=actFunction, std=std)
+        self.W = init_weights(init, (filters, inputs, k, k), **fans)
+        self.b = init_bias(init, (filters,), **fans)
+
+    def forward(self, Input):
+        """Input (N, inputs, H, W) -> (N, filters, H', W'); keeps the im2col columns."""
+        im2col.check_images(Input, 'ConvLayer input')
+        if Input.shape[1] != self.inputs:
+            raise ValueError(f"ConvLayer expects {self.inputs} input channel(s), got an input of "
+                             f"shape {Input.shape} with {Input.shape[1]}")
+        match_dtype(self, Input)
+        self.input_shape = Input.shape
+        out, self.cols = im2col.conv_forward(Input, self.W, self.b, self.pad)
+        return out
+
+    def backward(self, delta):
+        """delta (N, filters, H', W') -> delta of the layer below (N, inputs, H, W),
+        or None when input_grad is False; sets grad_W and grad_b."""
+        delta_below, self.grad_W, self.grad_b = im2col.conv_backward(
+            delta, self.cols, self.input_shape, self.W, self.pad, self.input_grad)
+        return delta_below
+
+    def __repr__(self):
+        return (f"ConvLayer({self.inputs}, {self.filters}, kernel_size={self.kernel_size}, "
+                f"pad={self.pad}, init={self.init!r})")
+
+
+class MaxPoolingLayer(Layer):
+    """Max pooling over k x k windows, stride k, after zero padding by pad.
+
+    (N, C, H, W) -> (N, C, (H + 2·pad) // k, (W + 2·pad) // k).
+    """
+
+    def __init__(self, kernel_size, pad=0):
+        self.kernel_size = _check_positive_int('MaxPoolingLayer', 'kernel_size', kernel_size)
+        self.pad = _check_pad('MaxPoolingLayer', self.kernel_size, pad)
+
+    def forward(self, Input):
+        im2col.check_images(Input, 'MaxPoolingLayer input')
+        self.output, self.input_padded = im2col.max_pool_forward(Input, self.kernel_size, self.pad)
+        return self.output
+
+    def backward(self, delta):
+        return im2col.max_pool_backward(delta, self.output, self.input_padded, self.kernel_size, self.pad)
+
+    def __repr__(self):
+        return f"MaxPoolingLayer(kernel_size={self.kernel_size}, pad={self.pad})"
+
+
+class AvgPoolingLayer(Layer):
+    """Average pooling over k x k windows, stride k, after zero padding by pad.
+
+    (N, C, H, W) -> (N, C, (H + 2·pad) // k, (W + 2·pad) // k).
+    """
+
+    def __init__(self, kernel_size, pad=0):
+        self.kernel_size = _check_positive_int('AvgPoolingLayer', 'kernel_size', kernel_size)
+        self.pad = _check_pad('AvgPoolingLayer', self.kernel_size, pad)
+
+    def forward(self, Input):
+        im2col.check_images(Input, 'AvgPoolingLayer input')
+        self.input_shape = Input.shape
+        return im2col.avg_pool_forward(Input, self.kernel_size, self.pad)
+
+    def backward(self, delta):
+        return im2col.avg_pool_backward(delta, self.input_shape, self.kernel_size, self.pad)
+
+    def __repr__(self):
+        return f"AvgPoolingLayer(kernel_size={self.kernel_size}, pad={self.pad})"
+
+
+class ReshapeLayer(Layer):
+    """Reshapes every sample of a batch, e.g. feature maps (N, 16, 7, 7) to rows (N, 784).
+
+    input_shape and output_shape describe one sample, (16, 7, 7) and (784,).
+    The course's form with the batch size first, ReshapeLayer((100, 16, 7, 7),
+    (100, 784)), is accepted too: the leading batch size is then ignored, so
+    the layer works for a smaller last batch and evaluation batches of any size.
+    """
+
+    def __init__(self, input_shape, output_shape):
+        self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
+        if int(np.prod(self.input_shape)) != int(np.prod(self.output_shape)):
+            raise ValueError(f"ReshapeLayer: input_shape {self.input_shape} and output_shape "
+                             f"{self.output_shape} must hold the same number of values")
+
+    def _sample_shapes(self, Input):
+        """(input, output) shapes of one sample, for the given batch."""
+        if Input.shape[1:] == self.input_shape:
+            return self.input_shape, self.output_shape
+        if Input.shape[1:] == self.input_shape[1:]:      # the course's batch-first form
+            return self.input_shape[1:], self.output_shape[1:]
+        raise ValueError(f"ReshapeLayer expects inputs of shape (N,) + {self.input_shape}, "
+                         f"got {Input.shape}")
+
+    def forward(self, Input):
+        """Input (N,) + input_shape -> (N,) + output_shape, a view where possible."""
+        _, sample_out = self._sample_shapes(Input)
+        self.batch_input_shape = Input.shape
+        return Input.reshape((len(Input),) + sample_out)
+
+    def backward(self, delta):
+        """delta (N,) + output_shape -> (N,) + input_shape."""
+        return delta.reshape(self.batch_input_shape)
+
+    def __repr__(self):
+        return f"ReshapeLayer({self.input_shape}, {self.output_shape})"
+
+
+def build_cnn(input_shape, conv_channels, hidden_sizes, num_output, kernel_size=3, init='course'):
+    """Network for a CNN: a block per entry of conv_channels, then an MLP.
+
+    Each block is ConvLayer (k x k, pad (k - 1) // 2) -> ReLULayer ->
+    MaxPoolingLayer(2); a ReshapeLayer turns the last feature maps into rows
+    for FC -> ReLU per hidden size, then the output FCLayer.
+    build_cnn((1, 28, 28), [8, 16], [128], 10) is the course's network:
+    (N, 1, 28, 28) -> (N, 8, 14, 14) -> (N, 16, 7, 7) -> (N, 784) -> (N, 128) -> (N, 10).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"a CNN takes images of shape (C, H, W), got input_shape {tuple(input_shape)}; "
+                         "build the data loader with as_images=True")
+    channels, height, width = input_shape
+    pad = (kernel_size - 1) // 2
+    network = Network()
+    for filters in conv_channels:
+        network.add(ConvLayer(channels, filters, kernel_size, pad, init=init,
+                              input_grad=network.numLayer > 0))
+        network.add(ReLULayer())
+        network.add(MaxPoolingLayer(2))
+        channels = filters
+        height, width = (height + 2 * pad - kernel_size + 1) // 2, (width + 2 * pad - kernel_size + 1) // 2
+        if height < 1 or width < 1:
+            raise ValueError(f"{len(conv_channels)} convolution blocks shrink {tuple(input_shape)} images "
+                             "to nothing; use fewer blocks")
+    num_features = channels * height * width
+    network.add(ReshapeLayer((channels, height, width), (num_features,)))
+    for hidden in hidden_sizes:
+        network.add(FCLayer(num_features, hidden, init=init))
+        network.add(ReLULayer())
+        num_features = hidden
+    network.add(FCLayer(num_features, num_output, init=init))
     return network

@@ -92,11 +92,17 @@ class SGD(Optimizer):
     SGD, param = param - learning_rate * grad. Weight decay (L2) applies to
     weights only, as in the course's MLP solution. Works for the homework's
     single-layer model and for a Network alike.
+
+    nesterov=True: Nesterov momentum, param = param + momentum * v - learning_rate * grad
+    with the new v (the gradient at the look-ahead point, in CS231n's form).
     """
 
-    def __init__(self, model, learning_rate, momentum=0.0, weight_decay=0.0):
+    def __init__(self, model, learning_rate, momentum=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(model, learning_rate, weight_decay)
+        if nesterov and not momentum:
+            raise ValueError("nesterov=True needs momentum > 0: Nesterov momentum looks ahead along the velocity")
         self.momentum = momentum
+        self.nesterov = nesterov
 
     def update(self, param, grad, state):
         """Update one parameter in place; state['v'] is its velocity (previous update)."""
@@ -126,4 +132,179 @@ class SGD(Optimizer):
         ### END SOLUTION
         ############################################################################
 
+        if self.nesterov:
+            # Nesterov momentum (CS231n's form): the step looks ahead along the
+            # new velocity, momentum * v - learning_rate * grad, instead of v.
+            param += (self.momentum - 1) * v - self.learning_rate * grad
+
         state['v'] = v
+
+
+# ---------------------------------------------------------------------------
+# Adaptive optimisers (notes §4.1). Each one is its update rule and nothing
+# else: Optimizer.step() finds the parameters, adds weight decay to the
+# gradients of weights only, and hands every parameter its own `state` dict
+# (empty at the first step), in which the rule keeps its running sums.
+# ---------------------------------------------------------------------------
+
+class Adagrad(Optimizer):
+    """Adagrad (notes §4.1.2): a learning rate per parameter entry that shrinks
+    with the squared gradients seen so far,
+
+        c = c + g^2
+        param = param - learning_rate * g / sqrt(c + eps)
+
+    with eps inside the root, as in the notes. c only grows, so the steps
+    keep shrinking (the weakness RMSProp fixes).
+    """
+
+    def __init__(self, model, learning_rate, eps=1e-8, weight_decay=0.0):
+        super().__init__(model, learning_rate, weight_decay)
+        self.eps = eps
+
+    def update(self, param, grad, state):
+        c = state.setdefault('c', np.zeros_like(param))
+        c += grad * grad
+        param -= self.learning_rate * grad / np.sqrt(c + self.eps)
+
+
+class RMSProp(Optimizer):
+    """RMSProp (notes §4.1.3): Adagrad with a forgetting factor gamma,
+
+        c = gamma * c + (1 - gamma) * g^2
+        param = param - learning_rate * g / sqrt(c + eps)
+
+    so c tracks the recent squared gradients instead of growing for ever.
+    """
+
+    def __init__(self, model, learning_rate, gamma=0.9, eps=1e-8, weight_decay=0.0):
+        super().__init__(model, learning_rate, weight_decay)
+        self.gamma = gamma
+        self.eps = eps
+
+    def update(self, param, grad, state):
+        c = state.setdefault('c', np.zeros_like(param))
+        c *= self.gamma
+        c += (1 - self.gamma) * grad * grad
+        param -= self.learning_rate * grad / np.sqrt(c + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (notes §4.1.4): momentum (m) and RMSProp (c) together,
+
+        m = beta1 * m + (1 - beta1) * g
+        c = beta2 * c + (1 - beta2) * g^2
+        m_t = m / (1 - beta1^t),  c_t = c / (1 - beta2^t)      (bias correction)
+        param = param - learning_rate * m_t / sqrt(c_t + eps)
+
+    t counts this parameter's steps from 1. m and c start at zero, so
+    without the correction the first steps would be too small;
+    bias_correction=False gives the notes' simple form with m and c as they are.
+    """
+
+    def __init__(self, model, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8,
+                 bias_correction=True, weight_decay=0.0):
+        super().__init__(model, learning_rate, weight_decay)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.bias_correction = bias_correction
+
+    def update(self, param, grad, state):
+        m = state.setdefault('m', np.zeros_like(param))
+        c = state.setdefault('c', np.zeros_like(param))
+        state['t'] = t = state.get('t', 0) + 1
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        c *= self.beta2
+        c += (1 - self.beta2) * grad * grad
+        if self.bias_correction:
+            m_t, c_t = m / (1 - self.beta1 ** t), c / (1 - self.beta2 ** t)
+        else:
+            m_t, c_t = m, c
+        param -= self.learning_rate * m_t / np.sqrt(c_t + self.eps)
+
+
+# ---------------------------------------------------------------------------
+# Schedules (notes §2.5.2, §2.5.4): how the learning rate (or the momentum)
+# changes from one epoch to the next. A schedule is a Solver callback: its
+# on_epoch_end sets the value the optimiser uses in the next epoch. The value
+# itself is `value(epoch, current, history)`, a plain function of the epoch
+# number (from 0), the current value and the history of finished epochs,
+# so it can be checked by hand.
+# ---------------------------------------------------------------------------
+
+class Schedule(object):
+    """Base class. `attribute` names the optimiser attribute it drives."""
+    attribute = 'learning_rate'
+
+    def value(self, epoch, current, history):
+        """The value to use in epoch `epoch` (0, 1, ...)."""
+        raise NotImplementedError
+
+    def start(self, optimizer, history):
+        """Set the value of epoch 0 (called once, before training)."""
+        setattr(optimizer, self.attribute, self.value(0, getattr(optimizer, self.attribute), history))
+
+    def on_epoch_end(self, solver, epoch):
+        optimizer = solver.optimizer
+        setattr(optimizer, self.attribute,
+                self.value(epoch + 1, getattr(optimizer, self.attribute), solver.history))
+
+
+class StepDecay(Schedule):
+    """Multiply the learning rate by `factor` (halve it, by default) every
+    `step_size` epochs: lr(epoch) = initial * factor ** (epoch // step_size)."""
+
+    def __init__(self, initial, step_size, factor=0.5):
+        self.initial, self.step_size, self.factor = initial, step_size, factor
+
+    def value(self, epoch, current, history):
+        return self.initial * self.factor ** (epoch // self.step_size)
+
+
+class HalveOnPlateau(Schedule):
+    """Halve the learning rate when the objective on the held-out (validation)
+    split changed by less than `threshold` between the last two epochs
+    (notes §2.5.2). A rise counts as no improvement, so it halves as well:
+
+        lr <- factor * lr   if history[monitor][-2] - history[monitor][-1] < threshold
+    """
+
+    def __init__(self, threshold=1e-3, factor=0.5, monitor='val_loss'):
+        self.threshold, self.factor, self.monitor = threshold, factor, monitor
+
+    def value(self, epoch, current, history):
+        values = history.get(self.monitor, [])
+        if len(values) >= 2 and values[-2] - values[-1] < self.threshold:
+            return current * self.factor
+        return current
+
+
+class InverseTimeDecay(Schedule):
+    """lr(t) = a / (b + t) (notes §2.5.2): a fixes the size, b when the decay
+    becomes noticeable. The notes count t in iterations; here t is the epoch,
+    so b is in epochs. InverseTimeDecay.from_initial(lr0, b) sets a = lr0 * b,
+    so that the first epoch uses lr0."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    @classmethod
+    def from_initial(cls, initial, b):
+        return cls(initial * b, b)
+
+    def value(self, epoch, current, history):
+        return self.a / (self.b + epoch)
+
+
+class MomentumSchedule(Schedule):
+    """The notes' momentum strategy (§2.5.4): momentum `before` (0.5) until
+    epoch `switch_epoch`, when learning has become stable, then `after` (0.9)."""
+    attribute = 'momentum'
+
+    def __init__(self, switch_epoch, before=0.5, after=0.9):
+        self.switch_epoch, self.before, self.after = switch_epoch, before, after
+
+    def value(self, epoch, current, history):
+        return self.before if epoch < self.switch_epoch else self.after

@@ -16,6 +16,7 @@ Run it from the command line to train the homework model and test it:
     python solver.py                      # default cfg: momentum 0.9, 10 epochs
     python solver.py --momentum 0 --max_epoch 5 --plot curves.png
     python solver.py --hidden_sizes 256 --learning_rate 0.1    # an MLP
+    python solver.py --model cnn --max_epoch 2                 # the course's CNN
 """
 
 import argparse
@@ -29,11 +30,15 @@ import warnings
 
 import numpy as np
 
-from dataloader import atomic_write, build_dataloader
+from dataloader import build_dataloader
+from fileio import atomic_write
 import loss as loss_module
-from layers import ACTIVATION_LAYERS, INITS, Classifier, build_mlp, layers_of, trainable_layers
+from layers import (ACTIVATION_LAYERS, INITS, NORMALIZATION_LAYERS, Classifier, add_regularisation,
+                    build_cnn, build_mlp, layers_of, param_names_of, trainable_layers)
 from loss import SoftmaxCrossEntropyLoss
+import optimizer as optimizer_module
 from optimizer import SGD
+from augment import AugmentedLoader, Augmenter
 from visualize import plot_loss_and_acc
 
 
@@ -83,6 +88,21 @@ def build_mlp_classifier(cfg, input_shape, num_classes):
                          "framework's loss.py, not the original homework's")
     network = build_mlp(int(np.prod(input_shape)), cfg['hidden_sizes'], num_classes,
                         activation=cfg['activation'], init=cfg['init'])
+    network = add_regularisation(network, cfg['dropout'], cfg['normalization'], seed=cfg['seed'])
+    return Classifier(network, criterion_class())
+
+
+@register_model('cnn')
+def build_cnn_classifier(cfg, input_shape, num_classes):
+    """A CNN (notes §3): conv-ReLU-max-pool blocks (cfg conv_channels, conv_kernel_size),
+    then FC-ReLU layers (cfg fc_sizes) and the output layer. The defaults are the
+    course's network: conv 1->8, conv 8->16 (3x3), FC 784->128, FC 128->10."""
+    criterion_class = criteria()[cfg['loss']]
+    if criterion_class is None:
+        raise ValueError("this loss.py has no loss layers (loss.CRITERIA): a CNN needs the "
+                         "framework's loss.py, not the original homework's")
+    network = build_cnn(input_shape, cfg['conv_channels'], cfg['fc_sizes'], num_classes,
+                        kernel_size=cfg['conv_kernel_size'], init=cfg['init'])
     return Classifier(network, criterion_class())
 
 
@@ -91,7 +111,57 @@ def build_sgd(model, cfg):
     # weight_decay is passed only when used, so that an SGD written for the
     # original homework, SGD(model, learning_rate, momentum), drops in.
     decay = {'weight_decay': cfg['weight_decay']} if cfg['weight_decay'] else {}
-    return SGD(model, cfg['learning_rate'], cfg['momentum'], **decay)
+    nesterov = {'nesterov': True} if cfg['nesterov'] else {}
+    return SGD(model, cfg['learning_rate'], cfg['momentum'], **decay, **nesterov)
+
+
+def from_optimizer_py(name):
+    """A class of optimizer.py, looked up when a cfg asks for it: an optimizer.py
+    written for the original homework has only SGD, and still trains the homework."""
+    found = getattr(optimizer_module, name, None)
+    if found is None:
+        raise ValueError(f"this optimizer.py has no {name}: the cfg asks for it, which needs the "
+                         "framework's optimizer.py, not the original homework's")
+    return found
+
+
+@register_optimizer('adagrad')
+def build_adagrad(model, cfg):
+    return from_optimizer_py('Adagrad')(model, cfg['learning_rate'], weight_decay=cfg['weight_decay'])
+
+
+@register_optimizer('rmsprop')
+def build_rmsprop(model, cfg):
+    return from_optimizer_py('RMSProp')(model, cfg['learning_rate'], weight_decay=cfg['weight_decay'])
+
+
+@register_optimizer('adam')
+def build_adam(model, cfg):
+    return from_optimizer_py('Adam')(model, cfg['learning_rate'], weight_decay=cfg['weight_decay'])
+
+
+# Learning-rate schedules by name (notes §2.5.2): name -> builder(cfg) ->
+# a schedule (optimizer.py), or None to keep the learning rate constant.
+SCHEDULES = {
+    'constant': lambda cfg: None,
+    'step': lambda cfg: from_optimizer_py('StepDecay')(cfg['learning_rate'], cfg['lr_decay_every'],
+                                                       cfg['lr_decay_factor']),
+    'plateau': lambda cfg: from_optimizer_py('HalveOnPlateau')(cfg['plateau_threshold'], cfg['lr_decay_factor']),
+    'inverse_time': lambda cfg: from_optimizer_py('InverseTimeDecay').from_initial(cfg['learning_rate'],
+                                                                                   cfg['inverse_time_b']),
+}
+
+
+def build_callbacks(cfg):
+    """The end-of-epoch callbacks the cfg asks for: the learning-rate schedule,
+    the momentum schedule, early stopping (in that order)."""
+    callbacks = [SCHEDULES[cfg['lr_schedule']](cfg)]
+    if cfg['momentum_warmup']:
+        callbacks.append(from_optimizer_py('MomentumSchedule')(cfg['momentum_warmup'], before=0.5,
+                                                               after=cfg['momentum']))
+    if cfg['early_stopping']:
+        callbacks.append(EarlyStopping(cfg['early_stopping']))   # says so when it restores, even when quiet
+    return [callback for callback in callbacks if callback is not None]
 
 
 # ---------------------------------------------------------------------------
@@ -119,6 +189,17 @@ def _hidden_sizes(value):
     return isinstance(value, (list, tuple)) and all(_positive_int(h) for h in value)
 
 
+def _non_negative_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def _augment_settings(value):
+    return value is None or (isinstance(value, dict) and set(value) <= set(AUGMENT_KEYS))
+
+
+AUGMENT_KEYS = ('shift', 'rotate', 'scale', 'brightness', 'contrast', 'erase', 'flip')
+
+
 def _one_of(choices):
     """A check accepting the names of a registry (looked up when the check runs,
     so names registered later are accepted too)."""
@@ -144,6 +225,12 @@ CFG_SCHEMA = {
               "else 'softmax_regression' (the homework)"),
     'hidden_sizes': ((), _hidden_sizes,
                      'a list of hidden layer widths, e.g. [256]; [] is the homework softmax regression'),
+    'conv_channels': ((8, 16), lambda v: _hidden_sizes(v) and len(v) > 0,
+                      "model 'cnn': filters of each conv block (conv, ReLU, max-pool 2), e.g. [8, 16]"),
+    'conv_kernel_size': (3, lambda v: _positive_int(v) and v % 2 == 1,
+                         "model 'cnn': an odd kernel size (the padding keeps the image size)"),
+    'fc_sizes': ((128,), _hidden_sizes,
+                 "model 'cnn': widths of the hidden FC layers after the conv blocks, e.g. [128]"),
     'activation': ('relu', _one_of(ACTIVATION_LAYERS), f"one of {', '.join(ACTIVATION_LAYERS)}"),
     'loss': ('softmax_cross_entropy', lambda v: _one_of(criteria())(v),
              'one of softmax_cross_entropy, euclidean, sigmoid_cross_entropy (loss.CRITERIA)'),
@@ -152,11 +239,43 @@ CFG_SCHEMA = {
     'weight_decay': (0.0, lambda v: _number(v) and v >= 0,
                      'a number >= 0, the L2 coefficient lambda (weights only, not biases)'),
     'verbose': (True, lambda v: isinstance(v, bool), 'True or False (print progress)'),
+    # Training techniques (notes §2.5, §4)
+    'nesterov': (False, lambda v: isinstance(v, bool),
+                 "True or False: Nesterov momentum (optimizer 'sgd' with momentum > 0)"),
+    'lr_schedule': ('constant', lambda v: _one_of(SCHEDULES)(v),
+                    "a schedule name from solver.SCHEDULES: 'constant', 'step' (times lr_decay_factor "
+                    "every lr_decay_every epochs), 'plateau' (times lr_decay_factor when the validation "
+                    "loss improves by less than plateau_threshold), 'inverse_time' (a / (b + epoch), "
+                    "b = inverse_time_b)"),
+    'lr_decay_every': (10, _positive_int, "an integer >= 1, epochs between decays of lr_schedule 'step'"),
+    'lr_decay_factor': (0.5, lambda v: _number(v) and 0 < v < 1,
+                        "a number in (0, 1), the factor of the 'step' and 'plateau' schedules (0.5 halves)"),
+    'plateau_threshold': (1e-3, lambda v: _number(v) and v >= 0,
+                          "a number >= 0: the 'plateau' schedule decays when the validation loss "
+                          "improves by less than this between epochs"),
+    'inverse_time_b': (5.0, _positive_number,
+                       "a number > 0, b of the 'inverse_time' schedule, in epochs"),
+    'momentum_warmup': (0, _non_negative_int,
+                        'an integer >= 0: momentum 0.5 for this many epochs, then cfg momentum '
+                        '(notes §2.5.4); 0 = off'),
+    'early_stopping': (0, _non_negative_int,
+                       'an integer >= 0, the patience in epochs: stop when the validation loss has not '
+                       'improved for this many epochs and restore the best epoch; 0 = off'),
+    'dropout': (0.0, lambda v: _number(v) and 0 <= v < 1,
+                'a number in [0, 1), the probability of dropping a hidden unit (MLP only); 0 = off'),
+    'normalization': ('none', lambda v: v in NORMALIZATION_LAYERS,
+                      f"one of {', '.join(NORMALIZATION_LAYERS)}: a normalisation layer after every "
+                      "hidden FC layer (MLP only)"),
+    'augment': (None, _augment_settings,
+                f"None, or a dict of augment.Augmenter settings for the training batches, keys from "
+                f"{', '.join(AUGMENT_KEYS)}, e.g. {{'shift': 2, 'rotate': 10}}"),
+    'shuffle': (True, lambda v: isinstance(v, bool),
+                'True or False: reshuffle the training set every epoch (notes §2.5.3)'),
 }
 
 
 def _choices_hint(key):
-    registry = {'model': MODELS, 'optimizer': OPTIMIZERS}.get(key)
+    registry = {'model': MODELS, 'optimizer': OPTIMIZERS, 'lr_schedule': SCHEDULES}.get(key)
     return f" Valid names: {', '.join(sorted(registry))}." if registry is not None else ""
 
 
@@ -184,11 +303,30 @@ def validate_cfg(cfg):
         full[key] = value
     if full['model'] is None:
         full['model'] = 'mlp' if full['hidden_sizes'] else 'softmax_regression'
+    _check_technique_settings(full)
     if full['momentum'] == 1:
         warnings.warn("momentum = 1 never forgets a gradient: the velocity does not decay, and training "
                       "usually oscillates or diverges. The notes (§2.5.4) use 0.5, then 0.9 or a little more.",
                       stacklevel=2)
     return full
+
+
+def _check_technique_settings(cfg):
+    """Combinations of the training-technique keys that cannot work, explained."""
+    if cfg['nesterov'] and (cfg['optimizer'] != 'sgd' or cfg['momentum'] == 0):
+        raise ValueError("cfg['nesterov'] = True needs optimizer 'sgd' with momentum > 0 "
+                         f"(got optimizer {cfg['optimizer']!r}, momentum {cfg['momentum']})")
+    if (cfg['dropout'] or cfg['normalization'] != 'none') and cfg['model'] != 'mlp':
+        raise ValueError("cfg['dropout'] and cfg['normalization'] act on hidden layers: give hidden_sizes "
+                         f"(an MLP); the model is {cfg['model']!r}")
+    if cfg['momentum_warmup'] and cfg['optimizer'] != 'sgd':
+        raise ValueError("cfg['momentum_warmup'] schedules the momentum of optimizer 'sgd', "
+                         f"not {cfg['optimizer']!r}")
+    if cfg['augment'] is not None:
+        try:
+            Augmenter(**cfg['augment'])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"cfg['augment'] = {cfg['augment']!r} is not valid: {error}") from None
 
 
 class TrainingDiverged(RuntimeError):
@@ -199,6 +337,67 @@ class TrainingDiverged(RuntimeError):
 # Training has diverged when a batch loss exceeds this many times the loss of
 # the first batch (about ln 10 = 2.3 for ten classes).
 DIVERGENCE_FACTOR = 100
+
+
+# ---------------------------------------------------------------------------
+# Early stopping (notes §4.2.2): a callback, like the schedules
+# ---------------------------------------------------------------------------
+
+def model_arrays(model):
+    """{(layer index, name): array} of every parameter and every piece of layer
+    state (such as batch norm's running statistics) of a model."""
+    arrays = {}
+    for index, layer in enumerate(layers_of(model)):
+        for name in tuple(param_names_of(layer)) + tuple(getattr(layer, 'state_names', ())):
+            arrays[(index, name)] = getattr(layer, name)
+    return arrays
+
+
+class EarlyStopping(object):
+    """Stop when the validation loss has not improved for `patience` epochs,
+    and give the model back the parameters of its best epoch (notes §4.2.2:
+    stop when the training loss still falls but the validation loss rises).
+
+    An epoch improves when its val_loss is below the best so far by more
+    than min_delta. The best epoch's parameters (and layer state such as
+    batch norm's running statistics) are copied; when training stops, early
+    or at max_epoch, they are restored and a line says so. solver.history
+    keeps every epoch; `best_epoch` (counted from 1) says which one the model is.
+    """
+
+    def __init__(self, patience=3, min_delta=0.0, monitor='val_loss', verbose=True):
+        self.patience, self.min_delta, self.monitor, self.verbose = patience, min_delta, monitor, verbose
+        self.best = math.inf
+        self.best_epoch = None
+        self.best_arrays = None
+        self.wait = 0
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, solver, epoch):
+        value = solver.history[self.monitor][-1]
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch + 1, 0
+            self.best_arrays = {key: array.copy() for key, array in model_arrays(solver.model).items()}
+        else:
+            self.wait += 1
+        last_epoch = epoch + 1 >= solver.cfg['max_epoch']
+        if self.wait >= self.patience:
+            solver.stop_training = True
+            self.stopped_epoch = epoch + 1
+        if (solver.stop_training or last_epoch) and self.best_epoch is not None:
+            self.restore(solver, epoch + 1)
+
+    def restore(self, solver, epoch):
+        """Copy the best epoch's arrays back into the model, in place."""
+        if self.best_epoch == epoch:
+            return
+        for (index, name), array in model_arrays(solver.model).items():
+            array[...] = self.best_arrays[(index, name)]
+        if self.verbose:
+            why = (f"stopped after epoch {epoch}: {self.monitor} has not improved for {self.patience} epochs"
+                   if self.stopped_epoch else f"finished at epoch {epoch}")
+            print(f"Early stopping: {why}; restored the parameters of epoch {self.best_epoch} "
+                  f"({self.monitor} {self.best:.4f}).")
 
 
 # ---------------------------------------------------------------------------
@@ -218,7 +417,8 @@ class Solver(object):
     Attributes after train():
     - history: dict of lists, one entry per epoch for 'train_loss',
       'train_acc', 'val_loss', 'val_acc', 'epoch_time' (seconds of training,
-      validation excluded), and one entry per batch for 'iter_loss' and
+      validation excluded), 'learning_rate' (the rate used in that epoch,
+      as a schedule set it), and one entry per batch for 'iter_loss' and
       'iter_acc'.
     """
 
@@ -249,18 +449,28 @@ class Solver(object):
         # build optimizer
         self.optimizer = self.build_optimizer(self.model, self.cfg)
 
-        self.callbacks = list(callbacks)
         self.stop_training = False
         self.history = {key: [] for key in ('train_loss', 'train_acc', 'val_loss', 'val_acc',
-                                            'epoch_time', 'iter_loss', 'iter_acc')}
+                                            'epoch_time', 'learning_rate', 'iter_loss', 'iter_acc')}
+        # End-of-epoch callbacks: those the cfg asks for (schedules, early
+        # stopping), then the caller's. A schedule sets the value of epoch 1 now.
+        self.callbacks = build_callbacks(self.cfg) + list(callbacks)
+        for callback in self.callbacks:
+            if hasattr(callback, 'start'):
+                callback.start(self.optimizer, self.history)
 
     @staticmethod
     def build_loader(cfg):
         cfg = validate_cfg(cfg)
         common = dict(data_root=cfg['data_root'], batch_size=cfg['batch_size'],
-                      normalize=cfg['normalize'])
-        train_loader = build_dataloader(max_epoch=cfg['max_epoch'], shuffle=True, mode='train',
+                      normalize=cfg['normalize'], as_images=cfg['model'] == 'cnn')
+        train_loader = build_dataloader(max_epoch=cfg['max_epoch'], shuffle=cfg['shuffle'], mode='train',
                                         seed=cfg['seed'], **common)
+        if cfg['augment'] is not None:
+            # Training batches only: validation and test images stay as they are.
+            augmenter = Augmenter(**cfg['augment'], image_shape=train_loader.dataset.image_shape,
+                                  seed=cfg['seed'])
+            train_loader = AugmentedLoader(train_loader, augmenter)
         val_loader = build_dataloader(max_epoch=1, shuffle=False, mode='val', **common)
         test_loader = build_dataloader(max_epoch=1, shuffle=False, mode='test', **common)
         return train_loader, val_loader, test_loader
@@ -285,6 +495,7 @@ class Solver(object):
 
         for epoch in range(max_epoch):
             self._set_mode(training=True)
+            self.history['learning_rate'].append(getattr(self.optimizer, 'learning_rate', None))
             start = time.perf_counter()
 
             iteration_train_loss, iteration_train_acc = [], []
@@ -428,15 +639,21 @@ def build_parser():
         description="Train a model on MNIST (the softmax regression homework by default) and report "
                     "the test accuracy.")
     for key, (default, _, accepts) in CFG_SCHEMA.items():
-        if key in ('hidden_sizes', 'verbose', 'seed', 'model', 'data_root'):
+        if key in ('hidden_sizes', 'conv_channels', 'fc_sizes', 'verbose', 'seed', 'model', 'data_root'):
             continue
-        kind = type(default) if default is not None else str
+        if isinstance(default, bool):
+            parser.add_argument('--' + key, action=argparse.BooleanOptionalAction, default=default, help=accepts)
+            continue
+        kind = json.loads if key == 'augment' else type(default) if default is not None else str
         parser.add_argument('--' + key, type=kind, default=default, help=accepts)
     parser.add_argument('--data_root', default=CFG_SCHEMA['data_root'][0], help='the MNIST folder')
     parser.add_argument('--model', default=None, help=CFG_SCHEMA['model'][2])
     parser.add_argument('--seed', type=int, default=CFG_SCHEMA['seed'][0])
     parser.add_argument('--hidden_sizes', type=int, nargs='*', default=[],
                         help='hidden layer widths, e.g. --hidden_sizes 256 (default: none)')
+    for key in ('conv_channels', 'fc_sizes'):
+        parser.add_argument('--' + key, type=int, nargs='+', default=list(CFG_SCHEMA[key][0]),
+                            help=CFG_SCHEMA[key][2])
     parser.add_argument('--quiet', action='store_true', help='no per-batch lines: a table of epochs at the end')
     parser.add_argument('--plot', default=None, help='save the loss and accuracy curves to this file')
     parser.add_argument('--history', default=None, help='save the training history as JSON')

@@ -179,7 +179,8 @@ def test_any_assignment_any_notebook(tmp_path):
     summary = handout.make_handout(root, out, 'demo', manifest)
     assert (summary['todo_regions'], summary['stubbed_regions']) == (3, 1)
     files = {p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file()}
-    assert files == {'helpers.py', 'work.py', 'notes.ipynb', 'tests/test_demo.py', 'tests/test_plain.py'}
+    assert files == {'.gitignore', 'tools/submission.json', 'helpers.py', 'work.py', 'notes.ipynb', 'tests/test_demo.py',
+                     'tests/test_plain.py'}
     work = (out / 'work.py').read_text()
     assert ("        # Hint: square it.\n        raise NotImplementedError('Thing.compute is not implemented yet: "
             "replace this raise with your code (see the TODO above, in work.py)')\n        return result") in work

@@ -297,27 +297,40 @@ def handout_text(root, rel, assignment, known_tags):
         text = path.read_text(encoding='utf-8')
         return strip_regions(text, rel, assignment, known_tags, 'code', filename=rel)
     if rel.endswith('.md'):
-        return strip_instructor_notes(path.read_text(encoding='utf-8')), 0, 0
+        return strip_instructor_notes(path.read_text(encoding='utf-8'), assignment), 0, 0
     return None, 0, 0
 
 
-def strip_instructor_notes(text):
-    """Markdown without its instructor-only parts: the lines between a line
-    <!-- BEGIN INSTRUCTORS --> and a line <!-- END INSTRUCTORS --> (invisible
-    when rendered), e.g. the README's section on releasing and grading."""
-    kept, inside = [], False
+ASSIGNMENT_NOTE_RE = re.compile(r'^<!-- BEGIN ASSIGNMENT (?P<tags>[\w -]+?) -->$')
+
+
+def strip_instructor_notes(text, assignment=None):
+    """Markdown as the handout of `assignment` shows it. Markers are whole
+    lines, invisible when rendered:
+    - <!-- BEGIN INSTRUCTORS --> ... <!-- END INSTRUCTORS -->: left out of
+      every handout (e.g. the README's section on releasing and grading);
+    - <!-- BEGIN ASSIGNMENT a b --> ... <!-- END ASSIGNMENT -->: kept (without
+      the markers) only in the handouts of the assignments listed, e.g. a
+      feature that needs another assignment's code.
+    Blocks do not nest."""
+    kept, inside = [], None          # inside: None, 'INSTRUCTORS' or 'ASSIGNMENT'
+    keep_block = True
     for line in text.splitlines(keepends=True):
         marker = line.strip()
-        if marker == '<!-- BEGIN INSTRUCTORS -->' and not inside:
-            inside = True
-        elif marker == '<!-- END INSTRUCTORS -->' and inside:
-            inside = False
-        elif marker in ('<!-- BEGIN INSTRUCTORS -->', '<!-- END INSTRUCTORS -->'):
+        assignment_match = ASSIGNMENT_NOTE_RE.match(marker)
+        if marker == '<!-- BEGIN INSTRUCTORS -->' and inside is None:
+            inside, keep_block = 'INSTRUCTORS', False
+        elif assignment_match and inside is None:
+            inside, keep_block = 'ASSIGNMENT', assignment in assignment_match['tags'].split()
+        elif marker == f'<!-- END {inside} -->':
+            inside, keep_block = None, True
+        elif (marker in ('<!-- BEGIN INSTRUCTORS -->', '<!-- END INSTRUCTORS -->', '<!-- END ASSIGNMENT -->')
+              or assignment_match):
             raise HandoutError(f'unbalanced instructor notes: unexpected {marker}')
-        elif not inside:
+        elif keep_block:
             kept.append(line)
     if inside:
-        raise HandoutError('unbalanced instructor notes: <!-- BEGIN INSTRUCTORS --> is never closed')
+        raise HandoutError(f'unbalanced instructor notes: <!-- BEGIN {inside} ... --> is never closed')
     return ''.join(kept)
 
 
@@ -371,6 +384,8 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix='.' + out_dir.name + '.'))
     try:
+        os.chmod(tmp, 0o755)   # mkdtemp makes it 0700: students share or unpack the folder
+        shutil.copyfile(TOOLS / 'handout.gitignore', tmp / '.gitignore')   # what never to hand in
         for rel in files:
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -384,7 +399,7 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
         if 'tools/submit.py' in files:   # what tools/submit.py packs, and what the self-check says
             spec = manifest['assignments'][assignment]
             (tmp / 'tools' / 'submission.json').write_text(json.dumps(
-                {'assignment': assignment, 'files': spec['student_files'],
+                {'assignment': assignment, 'files': spec['student_files'], 'student_files': spec['student_files'],
                  'hidden_checks': has_hidden_checks(root, assignment)}, indent=1) + '\n', encoding='utf-8')
         problems = find_leaks(root, tmp, manifest)
         if problems:

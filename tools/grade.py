@@ -79,7 +79,7 @@ for folder in (TOOLS.parent, TOOLS):   # the reference's modules, and tools/ (ch
 import assignment_files as af  # noqa: E402  (manifest, handout machinery)
 import process_guard  # noqa: E402
 from checks import CheckFailed, load_checks, load_outputs  # noqa: E402
-from dataloader import atomic_write  # noqa: E402  (temporary file, then rename)
+from fileio import atomic_write  # noqa: E402  (temporary file, then rename)
 
 PROBE = TOOLS / '_probe_child.py'
 MAX_FILE_BYTES = 5 * 2 ** 20          # one submitted file

@@ -180,6 +180,17 @@ def validate(root, manifest, assignments, log=print):
 # ---------------------------------------------------------------------------
 
 def main(argv=None):
+    try:
+        import nbformat  # noqa: F401  (the notebook is stripped with it)
+    except ModuleNotFoundError:
+        venv_python = REPO / '.venv' / ('Scripts/python.exe' if os.name == 'nt' else 'bin/python')
+        if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
+            os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve())]
+                     + list(sys.argv[1:] if argv is None else argv))
+        print("error: this tool needs the project's Python environment (nbformat is missing). "
+              "Create it once with 'python3 tools/quickstart.py test', then run "
+              f"'{venv_python} tools/handout.py ...'.", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         description="Write the student handout of an assignment, or validate every assignment.",
         epilog="Examples:\n  python tools/handout.py --assignment softmax ../handout-softmax\n"

@@ -1,0 +1,329 @@
+"""Experiments of the lecture's training techniques (notes §2.5, §4), with tables and figures.
+
+    python report/training_techniques.py optimizers    # every optimiser, homework model and 784-256-10 MLP
+    python report/training_techniques.py target        # MLP with dropout / batch norm, chosen on validation
+    python report/training_techniques.py augment       # the best MLP with data augmentation
+    python report/training_techniques.py bn_time       # batch norm's added epoch time
+    python report/training_techniques.py small_batch   # batch norm with very small batches (notes §4.3.3)
+    python report/training_techniques.py schedules     # learning-rate schedules, momentum warm-up, no shuffling
+    python report/training_techniques.py tables        # the Markdown tables from the finished runs
+
+Every run is one Solver cfg. A finished run is saved as JSON in
+report/training/runs/<name>.json and not trained again (delete the file to
+retrain); tables and figures go to report/training/. Hyper-parameters are
+chosen on the validation split only; the test accuracy is read once, for
+the chosen run. Run it with one BLAS thread (OPENBLAS_NUM_THREADS=1, set
+below before NumPy is imported unless already set) and, for the long
+experiments, in the background (nohup ... &).
+"""
+
+import os
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+
+import argparse      # noqa: E402
+import json          # noqa: E402
+import sys           # noqa: E402
+import time          # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np   # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from fileio import atomic_write  # noqa: E402
+from solver import Solver        # noqa: E402
+
+OUT = REPO_ROOT / 'report' / 'training'
+RUNS = OUT / 'runs'
+TARGET_VAL = 0.97     # "epochs to 97% validation accuracy"
+
+
+# ---------------------------------------------------------------------------
+# One run, cached as JSON
+# ---------------------------------------------------------------------------
+
+def run(name, cfg, force=False):
+    """Train cfg (verbose off), test it, save and return its record."""
+    path = RUNS / f'{name}.json'
+    if path.exists() and not force:
+        return json.loads(path.read_text())
+    print(f'[{time.strftime("%H:%M:%S")}] training {name}: {cfg}', flush=True)
+    solver = Solver(dict(cfg, verbose=False, data_root=str(REPO_ROOT / 'data')))
+    solver.train()
+    test_loss, test_acc = solver.test()
+    history = {k: v for k, v in solver.history.items() if k not in ('iter_loss', 'iter_acc')}
+    record = {'name': name, 'cfg': {k: v for k, v in solver.cfg.items() if k != 'data_root'},
+              'history': history, 'test_loss': test_loss, 'test_acc': test_acc,
+              'load_average': os.getloadavg()[0]}
+    RUNS.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, 'w') as f:
+        json.dump(record, f, indent=1, default=list)
+    print(f'    val {max(history["val_acc"]):.4f} (best epoch), test {test_acc:.4f}, '
+          f'{np.median(history["epoch_time"]):.2f} s/epoch', flush=True)
+    return record
+
+
+def epochs_to(history, target=TARGET_VAL):
+    """First epoch (from 1) whose validation accuracy reaches target, or None."""
+    for epoch, acc in enumerate(history['val_acc'], start=1):
+        if acc >= target:
+            return epoch
+    return None
+
+
+def seconds_per_epoch(record):
+    return float(np.median(record['history']['epoch_time']))
+
+
+# ---------------------------------------------------------------------------
+# The experiments
+# ---------------------------------------------------------------------------
+
+# Each optimiser with the learning rate it is usually run with (not tuned
+# per model: the table compares the rules at their customary settings).
+OPTIMIZER_RUNS = {
+    'SGD': dict(optimizer='sgd', momentum=0.0, learning_rate=0.1),
+    'SGD + momentum 0.9': dict(optimizer='sgd', momentum=0.9, learning_rate=0.01),
+    'Nesterov 0.9': dict(optimizer='sgd', momentum=0.9, nesterov=True, learning_rate=0.01),
+    'Adagrad': dict(optimizer='adagrad', learning_rate=0.01),
+    'RMSProp': dict(optimizer='rmsprop', learning_rate=0.001),
+    'Adam': dict(optimizer='adam', learning_rate=0.001),
+}
+MODELS = {'homework (softmax regression)': dict(hidden_sizes=[]),
+          'MLP 784-256-10': dict(hidden_sizes=[256])}
+OPTIMIZER_EPOCHS = 10
+
+
+def optimizers(force=False):
+    for model_name, model_cfg in MODELS.items():
+        for opt_name, opt_cfg in OPTIMIZER_RUNS.items():
+            run(_slug(f'opt-{model_name}-{opt_name}'), dict(model_cfg, **opt_cfg, max_epoch=OPTIMIZER_EPOCHS),
+                force)
+
+
+# The candidates for the 98.6% target, compared on the validation split.
+TARGET_BASE = dict(hidden_sizes=[512, 512], optimizer='sgd', momentum=0.9, learning_rate=0.05,
+                   max_epoch=20, lr_schedule='step', lr_decay_every=8, lr_decay_factor=0.5)
+TARGET_RUNS = {
+    'bn + dropout 0.2': dict(normalization='batch', dropout=0.2),
+    'dropout 0.3': dict(dropout=0.3),
+    'bn + dropout 0.3, 30 epochs': dict(normalization='batch', dropout=0.3, max_epoch=30, lr_decay_every=10),
+}
+
+
+def target(force=False):
+    records = {name: run(_slug(f'target-{name}'), dict(TARGET_BASE, **cfg), force)
+               for name, cfg in TARGET_RUNS.items()}
+    return records
+
+
+def best_on_validation(records):
+    """The run with the highest final validation accuracy (never the test set)."""
+    return max(records.values(), key=lambda r: r['history']['val_acc'][-1])
+
+
+AUGMENT = dict(shift=2, rotate=10, scale=[0.9, 1.1])
+
+
+AUGMENT_BASE = 'bn + dropout 0.2'     # the first target candidate (the others were still training)
+
+
+def augment(force=False):
+    """The AUGMENT_BASE target run again, with augmented training batches."""
+    cfg = dict(TARGET_BASE, **TARGET_RUNS[AUGMENT_BASE], augment=AUGMENT)
+    return run(_slug(f'augment-{AUGMENT_BASE}'), cfg, force)
+
+
+def bn_time(force=False):
+    """784-256-10 with and without batch norm, 3 epochs each, the same everything else."""
+    common = dict(hidden_sizes=[256], learning_rate=0.05, max_epoch=3)
+    return {'plain': run('time-mlp256-plain', common, force),
+            'batch norm': run('time-mlp256-bn', dict(common, normalization='batch'), force)}
+
+
+SMALL_BATCHES = [2, 4, 16, 100]
+
+
+def small_batch(force=False):
+    """One epoch of 784-256-10 at each batch size, without normalisation, with
+    batch norm and with layer norm: the same number of samples for every run."""
+    records = {}
+    for batch in SMALL_BATCHES:
+        for norm in ('none', 'batch', 'layer'):
+            cfg = dict(hidden_sizes=[256], batch_size=batch, learning_rate=0.01, max_epoch=1,
+                       normalization=norm)
+            records[(batch, norm)] = run(f'small-batch-{batch}-{norm}', cfg, force)
+    return records
+
+
+SCHEDULE_RUNS = {
+    'constant': dict(lr_schedule='constant'),
+    'step (halve every 3 epochs)': dict(lr_schedule='step', lr_decay_every=3),
+    'halve on plateau (threshold 0.002)': dict(lr_schedule='plateau', plateau_threshold=0.002),
+    'inverse time (b = 2)': dict(lr_schedule='inverse_time', inverse_time_b=2.0),
+    'momentum 0.5 for 3 epochs, then 0.9': dict(momentum_warmup=3),
+    'no shuffling': dict(shuffle=False),
+}
+
+
+def schedules(force=False):
+    """The homework model (lr 0.1, momentum 0.9, 10 epochs) under each schedule,
+    and without per-epoch shuffling; figure of the learning rates and validation losses."""
+    records = {name: run(_slug(f'schedule-{name}'), dict(cfg, learning_rate=0.1, max_epoch=10), force)
+               for name, cfg in SCHEDULE_RUNS.items()}
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from visualize import plot_learning_rate, save_figure
+    fig, (ax_lr, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    plot_learning_rate({k: r['history'] for k, r in records.items() if k != 'no shuffling'}, ax=ax_lr)
+    for name, r in records.items():
+        ax_loss.plot(range(1, len(r['history']['val_loss']) + 1), r['history']['val_loss'], label=name)
+    ax_loss.set_xlabel('Epoch')
+    ax_loss.set_ylabel('Validation loss')
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend(fontsize=7)
+    fig.tight_layout()
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, OUT / 'schedules.png', dpi=120)
+    return records
+
+
+def augment_cost(repeats=60):
+    """Median seconds per batch of 100 of (a) augmenting it and (b) one training
+    step (forward, backward, update) of the AUGMENT_BASE MLP on it, measured
+    alternately in one process, so that both see the same machine load.
+    Returns (augment_seconds, step_seconds)."""
+    from augment import Augmenter
+    solver = Solver(dict(TARGET_BASE, **TARGET_RUNS[AUGMENT_BASE], verbose=False,
+                         data_root=str(REPO_ROOT / 'data')))
+    augmenter = Augmenter(**AUGMENT, seed=0)
+    batches = iter(solver.train_loader)
+    augment_times, step_times = [], []
+    for _ in range(repeats):
+        images, labels = next(batches)
+        start = time.perf_counter()
+        augmenter(images)
+        augment_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        solver.model.forward(images, labels)
+        solver.model.gradient_computing()
+        solver.optimizer.step()
+        step_times.append(time.perf_counter() - start)
+    return float(np.median(augment_times)), float(np.median(step_times))
+
+
+# ---------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------
+
+def _slug(text):
+    return ''.join(c if c.isalnum() else '-' for c in text.lower()).strip('-').replace('--', '-')
+
+
+def _load(name):
+    path = RUNS / f'{name}.json'
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def optimizer_table():
+    lines = [f'| optimiser | learning rate | model | test accuracy after {OPTIMIZER_EPOCHS} epochs '
+             f'| epochs to {TARGET_VAL:.0%} validation accuracy | seconds per epoch |',
+             '|---|---|---|---|---|---|']
+    for model_name in MODELS:
+        for opt_name, opt_cfg in OPTIMIZER_RUNS.items():
+            record = _load(_slug(f'opt-{model_name}-{opt_name}'))
+            if record is None:
+                continue
+            reached = epochs_to(record['history'])
+            best_val = max(record['history']['val_acc'])
+            reached_text = str(reached) if reached else f'not reached (best {best_val:.2%})'
+            lines.append(f"| {opt_name} | {opt_cfg['learning_rate']} | {model_name} "
+                         f"| {record['test_acc']:.2%} | {reached_text} | {seconds_per_epoch(record):.2f} |")
+    return '\n'.join(lines)
+
+
+def target_table():
+    lines = ['| MLP 784-512-512-10 | final validation accuracy | test accuracy | epochs | seconds per epoch |',
+             '|---|---|---|---|---|']
+    records = {name: _load(_slug(f'target-{name}')) for name in TARGET_RUNS}
+    records = {k: v for k, v in records.items() if v is not None}
+    aug = _load(_slug(f'augment-{AUGMENT_BASE}'))
+    if aug:
+        records[f'{AUGMENT_BASE} + augmentation (shift 2, rotate 10, scale 0.9-1.1)'] = aug
+    for name, r in records.items():
+        lines.append(f"| {name} | {r['history']['val_acc'][-1]:.2%} | {r['test_acc']:.2%} "
+                     f"| {len(r['history']['val_acc'])} | {seconds_per_epoch(r):.2f} |")
+    return '\n'.join(lines)
+
+
+def small_batch_table():
+    lines = ['| batch size | no normalisation | batch norm | layer norm |', '|---|---|---|---|']
+    for batch in SMALL_BATCHES:
+        cells = []
+        for norm in ('none', 'batch', 'layer'):
+            r = _load(f'small-batch-{batch}-{norm}')
+            cells.append(f"{r['history']['val_acc'][-1]:.2%}" if r else '')
+        lines.append(f'| {batch} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def bn_time_table():
+    plain, bn = _load('time-mlp256-plain'), _load('time-mlp256-bn')
+    if not (plain and bn):
+        return ''
+    a, b = seconds_per_epoch(plain), seconds_per_epoch(bn)
+    return (f'| 784-256-10, batch 100 | seconds per epoch (median of 3) |\n|---|---|\n'
+            f'| without batch norm | {a:.2f} |\n| with batch norm | {b:.2f} (+{b / a - 1:.0%}) |')
+
+
+def schedule_table():
+    lines = ['| homework model, lr 0.1, momentum 0.9 | learning rate per epoch | final validation loss '
+             '| final validation accuracy |', '|---|---|---|---|']
+    for name in SCHEDULE_RUNS:
+        r = _load(_slug(f'schedule-{name}'))
+        if r:
+            rates = ', '.join(f'{x:.3g}' for x in r['history']['learning_rate'])
+            lines.append(f"| {name} | {rates} | {r['history']['val_loss'][-1]:.4f} "
+                         f"| {r['history']['val_acc'][-1]:.2%} |")
+    return '\n'.join(lines)
+
+
+def augment_cost_text():
+    augment_seconds, step_seconds = augment_cost()
+    return (f'Augmentation ({AUGMENT}) of a batch of 100: {augment_seconds * 1e3:.1f} ms; a training step '
+            f'of the {AUGMENT_BASE} MLP 784-512-512-10 on it: {step_seconds * 1e3:.1f} ms (medians of 60 '
+            f'batches, measured alternately in one process, load average {os.getloadavg()[0]:.1f}). '
+            f'Augmentation adds {augment_seconds / step_seconds:.0%} to the epoch time.')
+
+
+def tables():
+    text = ('## Optimisers\n\n' + optimizer_table() + '\n\n## Dropout and batch norm (98.6% target)\n\n'
+            + target_table() + '\n\n## Batch norm with very small batches (validation accuracy after one epoch)\n\n'
+            + small_batch_table() + '\n\n## Batch norm epoch time\n\n' + bn_time_table()
+            + '\n\n## Schedules and shuffling\n\n' + schedule_table()
+            + '\n\n## Cost of augmentation\n\n' + augment_cost_text() + '\n')
+    OUT.mkdir(parents=True, exist_ok=True)
+    with atomic_write(OUT / 'tables.md', 'w') as f:
+        f.write(text)
+    print(text)
+
+
+EXPERIMENTS = {'optimizers': optimizers, 'target': target, 'augment': augment, 'bn_time': bn_time,
+               'small_batch': small_batch, 'schedules': schedules}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('what', nargs='+', choices=list(EXPERIMENTS) + ['tables', 'all'])
+    parser.add_argument('--force', action='store_true', help='retrain runs that are already saved')
+    args = parser.parse_args(argv)
+    names = list(EXPERIMENTS) if 'all' in args.what else [w for w in args.what if w != 'tables']
+    for name in names:
+        EXPERIMENTS[name](args.force)
+    tables()
+
+
+if __name__ == '__main__':
+    main()
