@@ -208,6 +208,12 @@ def read_submission(path, spec):
     path = Path(path)
     members = _list_zip(path) if path.suffix.lower() == '.zip' else _list_folder(path)
     files, notes = {}, []
+    zips = sorted(name for name in members if name.lower().endswith('.zip'))
+    if path.is_dir() and len(zips) == 1 and not any(
+            n == w or n.endswith('/' + w) for n in members for w in spec['student_files']):
+        # a folder holding the student's zip (as course sites export them, or tools/submit.py's zip)
+        notes.append(f"read {zips[0]} in the folder")
+        members = _list_zip(path / zips[0])
     for wanted in spec['student_files']:
         candidates = sorted((n for n in members if n == wanted or n.endswith('/' + wanted)),
                             key=lambda n: (n.count('/'), n))
