@@ -5,10 +5,11 @@
     python tools/grade.py --merge shard-*/grades.csv --out grades.csv
 
 SUBMISSIONS_DIR holds one folder or one .zip per student, named after the
-student, with the files of the handout the student edited (for softmax:
-loss.py, optimizer.py, runner.ipynb). Other files, a virtual environment,
-data files and caches inside a submission are ignored; a file found in a
-single sub-folder (alice.zip -> alice/loss.py) is found too.
+student (a folder may hold the student's zip), with the files of the
+handout the student edited (for softmax: loss.py, optimizer.py,
+runner.ipynb). Other files, a virtual environment, data files and caches
+inside a submission are ignored; a file found in a single sub-folder
+(alice.zip -> alice/loss.py) is found too.
 
 How a verdict is reached (see tools/checks/__init__.py):
 1. The submission is read without running anything: zips are read in memory,
@@ -246,7 +247,7 @@ def find_submissions(folder, log=print):
         elif archive:
             name = entry.name[:-len(archive)]
             problem = (f"a {archive} archive: the grader opens .zip files and folders only; "
-                       f"submit a .zip (python tools/submit.py makes one)")
+                       f"submit a .zip (python3 tools/quickstart.py submit makes one)")
         else:
             log(f"ignored {entry.name}: not a folder or an archive")
             continue
