@@ -227,6 +227,7 @@ def test_live_curves_update_one_display_in_a_notebook(monkeypatch):
 
 # ----- per-layer statistics (notes §2.3.5, §2.5.1) -----
 
+@pytest.mark.solution('mlp')   # runs FCLayer, whose maths is the mlp assignment's
 def test_layer_statistics_against_a_hand_computed_forward_and_backward():
     from layers import FCLayer, ReLULayer, Network, Classifier
     from loss import SoftmaxCrossEntropyLossLayer
