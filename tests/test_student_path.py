@@ -95,7 +95,8 @@ def test_first_test_run_lists_the_todos_on_its_first_screen(softmax_handout):
 def test_handout_command_outside_the_venv_says_which_python(tmp_path):
     # A copy of the tool with no .venv beside it, started by a Python without nbformat.
     (tmp_path / 'tools').mkdir()
-    shutil.copy(REPO / 'tools' / 'handout.py', tmp_path / 'tools' / 'handout.py')
+    for tool in ('handout.py', 'assignment_files.py'):   # the command and the handout machinery it imports
+        shutil.copy(REPO / 'tools' / tool, tmp_path / 'tools' / tool)
     code = ("import runpy, sys; sys.modules['nbformat'] = None; "
             f"sys.argv = ['handout.py', '--assignment', 'softmax', {str(tmp_path / 'out')!r}]; "
             f"runpy.run_path({str(tmp_path / 'tools' / 'handout.py')!r}, run_name='__main__')")
