@@ -23,11 +23,15 @@ The file reads top to bottom:
 3. input checks and dtype handling,
 4. the layers: FCLayer, ReLULayer, SigmoidLayer, TanhLayer,
 5. Network (a stack of layers) and Classifier (a network with a loss, behind
-   the homework's model interface).
+   the homework's model interface),
+6. the convolutional layers, ConvLayer, MaxPoolingLayer, AvgPoolingLayer and
+   ReshapeLayer (notes §3; their maths is in im2col.py).
 The losses live in loss.py, the optimisers in optimizer.py.
 """
 
 import numpy as np
+
+import im2col
 
 
 # ---------------------------------------------------------------------------
@@ -786,3 +790,197 @@ def add_regularisation(network, dropout=0.0, normalization='none', seed=None):
             out.add(DropoutLayer(dropout, seed=None if seed is None else seed + hidden_index))
             hidden_index += 1
     return out
+# 6. Convolutional layers (notes §3): convolution, pooling, reshape.
+# The maths (a loop reference and the vectorised form) is in im2col.py.
+# Feature maps are (N, C, H, W) arrays.
+# ---------------------------------------------------------------------------
+
+def _check_positive_int(owner, name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_pad(owner, kernel_size, pad):
+    """pad < kernel_size, as in the course: a wider padding only adds outputs
+    that see nothing but zeros."""
+    pad = _check_positive_int(owner, 'pad', pad, minimum=0)
+    if pad >= kernel_size:
+        raise ValueError(f"{owner}: pad ({pad}) must be smaller than kernel_size ({kernel_size}); "
+                         f"pad = (kernel_size - 1) // 2 = {(kernel_size - 1) // 2} keeps the image size")
+    return pad
+
+
+class ConvLayer(Layer):
+    """Convolution, stride 1, with zero padding (notes §3).
+
+    Parameters W (filters, inputs, k, k) and b (filters,); gradients grad_W
+    and grad_b. forward takes (N, inputs, H, W) and returns
+    (N, filters, H + 2·pad - k + 1, W + 2·pad - k + 1).
+    """
+    param_names = ('W', 'b')
+
+    def __init__(self, inputs, filters, kernel_size, pad, trainable=True, init='course',
+                 actFunction='relu', std=None, input_grad=True):
+        """
+        Args:
+            inputs: input channels C; filters: output channels F
+            kernel_size: k, the kernel is k x k; pad: zero padding, 0 <= pad < k
+                (pad = (k - 1) // 2 keeps the image size)
+            trainable: whether this layer is trainable
+            init, actFunction, std: the initialisation, as for FCLayer
+                (init_weights), with fan-in C·k·k and fan-out F·k·k
+            input_grad: False for the first layer of a network, whose backward
+                then skips the delta for the input (no layer below needs it)
+        """
+        owner = 'ConvLayer'
+        self.inputs = _check_positive_int(owner, 'inputs', inputs)
+        self.filters = _check_positive_int(owner, 'filters', filters)
+        self.kernel_size = _check_positive_int(owner, 'kernel_size', kernel_size)
+        self.pad = _check_pad(owner, self.kernel_size, pad)
+        self.trainable = check_trainable(self, trainable)
+        self.init = init
+        self.input_grad = input_grad
+        k = self.kernel_size
+        fans = dict(fan_in=inputs * k * k, fan_out=filters * k * k, actFunction=actFunction, std=std)
+        self.W = init_weights(init, (filters, inputs, k, k), **fans)
+        self.b = init_bias(init, (filters,), **fans)
+
+    def forward(self, Input):
+        """Input (N, inputs, H, W) -> (N, filters, H', W'); keeps the im2col columns."""
+        im2col.check_images(Input, 'ConvLayer input')
+        if Input.shape[1] != self.inputs:
+            raise ValueError(f"ConvLayer expects {self.inputs} input channel(s), got an input of "
+                             f"shape {Input.shape} with {Input.shape[1]}")
+        match_dtype(self, Input)
+        self.input_shape = Input.shape
+        out, self.cols = im2col.conv_forward(Input, self.W, self.b, self.pad)
+        return out
+
+    def backward(self, delta):
+        """delta (N, filters, H', W') -> delta of the layer below (N, inputs, H, W),
+        or None when input_grad is False; sets grad_W and grad_b."""
+        delta_below, self.grad_W, self.grad_b = im2col.conv_backward(
+            delta, self.cols, self.input_shape, self.W, self.pad, self.input_grad)
+        return delta_below
+
+    def __repr__(self):
+        return (f"ConvLayer({self.inputs}, {self.filters}, kernel_size={self.kernel_size}, "
+                f"pad={self.pad}, init={self.init!r})")
+
+
+class MaxPoolingLayer(Layer):
+    """Max pooling over k x k windows, stride k, after zero padding by pad.
+
+    (N, C, H, W) -> (N, C, (H + 2·pad) // k, (W + 2·pad) // k).
+    """
+
+    def __init__(self, kernel_size, pad=0):
+        self.kernel_size = _check_positive_int('MaxPoolingLayer', 'kernel_size', kernel_size)
+        self.pad = _check_pad('MaxPoolingLayer', self.kernel_size, pad)
+
+    def forward(self, Input):
+        im2col.check_images(Input, 'MaxPoolingLayer input')
+        self.output, self.input_padded = im2col.max_pool_forward(Input, self.kernel_size, self.pad)
+        return self.output
+
+    def backward(self, delta):
+        return im2col.max_pool_backward(delta, self.output, self.input_padded, self.kernel_size, self.pad)
+
+    def __repr__(self):
+        return f"MaxPoolingLayer(kernel_size={self.kernel_size}, pad={self.pad})"
+
+
+class AvgPoolingLayer(Layer):
+    """Average pooling over k x k windows, stride k, after zero padding by pad.
+
+    (N, C, H, W) -> (N, C, (H + 2·pad) // k, (W + 2·pad) // k).
+    """
+
+    def __init__(self, kernel_size, pad=0):
+        self.kernel_size = _check_positive_int('AvgPoolingLayer', 'kernel_size', kernel_size)
+        self.pad = _check_pad('AvgPoolingLayer', self.kernel_size, pad)
+
+    def forward(self, Input):
+        im2col.check_images(Input, 'AvgPoolingLayer input')
+        self.input_shape = Input.shape
+        return im2col.avg_pool_forward(Input, self.kernel_size, self.pad)
+
+    def backward(self, delta):
+        return im2col.avg_pool_backward(delta, self.input_shape, self.kernel_size, self.pad)
+
+    def __repr__(self):
+        return f"AvgPoolingLayer(kernel_size={self.kernel_size}, pad={self.pad})"
+
+
+class ReshapeLayer(Layer):
+    """Reshapes every sample of a batch, e.g. feature maps (N, 16, 7, 7) to rows (N, 784).
+
+    input_shape and output_shape describe one sample, (16, 7, 7) and (784,).
+    The course's form with the batch size first, ReshapeLayer((100, 16, 7, 7),
+    (100, 784)), is accepted too: the leading batch size is then ignored, so
+    the layer works for a smaller last batch and evaluation batches of any size.
+    """
+
+    def __init__(self, input_shape, output_shape):
+        self.input_shape, self.output_shape = tuple(input_shape), tuple(output_shape)
+        if int(np.prod(self.input_shape)) != int(np.prod(self.output_shape)):
+            raise ValueError(f"ReshapeLayer: input_shape {self.input_shape} and output_shape "
+                             f"{self.output_shape} must hold the same number of values")
+
+    def _sample_shapes(self, Input):
+        """(input, output) shapes of one sample, for the given batch."""
+        if Input.shape[1:] == self.input_shape:
+            return self.input_shape, self.output_shape
+        if Input.shape[1:] == self.input_shape[1:]:      # the course's batch-first form
+            return self.input_shape[1:], self.output_shape[1:]
+        raise ValueError(f"ReshapeLayer expects inputs of shape (N,) + {self.input_shape}, "
+                         f"got {Input.shape}")
+
+    def forward(self, Input):
+        """Input (N,) + input_shape -> (N,) + output_shape, a view where possible."""
+        _, sample_out = self._sample_shapes(Input)
+        self.batch_input_shape = Input.shape
+        return Input.reshape((len(Input),) + sample_out)
+
+    def backward(self, delta):
+        """delta (N,) + output_shape -> (N,) + input_shape."""
+        return delta.reshape(self.batch_input_shape)
+
+    def __repr__(self):
+        return f"ReshapeLayer({self.input_shape}, {self.output_shape})"
+
+
+def build_cnn(input_shape, conv_channels, hidden_sizes, num_output, kernel_size=3, init='course'):
+    """Network for a CNN: a block per entry of conv_channels, then an MLP.
+
+    Each block is ConvLayer (k x k, pad (k - 1) // 2) -> ReLULayer ->
+    MaxPoolingLayer(2); a ReshapeLayer turns the last feature maps into rows
+    for FC -> ReLU per hidden size, then the output FCLayer.
+    build_cnn((1, 28, 28), [8, 16], [128], 10) is the course's network:
+    (N, 1, 28, 28) -> (N, 8, 14, 14) -> (N, 16, 7, 7) -> (N, 784) -> (N, 128) -> (N, 10).
+    """
+    if len(input_shape) != 3:
+        raise ValueError(f"a CNN takes images of shape (C, H, W), got input_shape {tuple(input_shape)}; "
+                         "build the data loader with as_images=True")
+    channels, height, width = input_shape
+    pad = (kernel_size - 1) // 2
+    network = Network()
+    for filters in conv_channels:
+        network.add(ConvLayer(channels, filters, kernel_size, pad, init=init,
+                              input_grad=network.numLayer > 0))
+        network.add(ReLULayer())
+        network.add(MaxPoolingLayer(2))
+        channels = filters
+        height, width = (height + 2 * pad - kernel_size + 1) // 2, (width + 2 * pad - kernel_size + 1) // 2
+        if height < 1 or width < 1:
+            raise ValueError(f"{len(conv_channels)} convolution blocks shrink {tuple(input_shape)} images "
+                             "to nothing; use fewer blocks")
+    num_features = channels * height * width
+    network.add(ReshapeLayer((channels, height, width), (num_features,)))
+    for hidden in hidden_sizes:
+        network.add(FCLayer(num_features, hidden, init=init))
+        network.add(ReLULayer())
+        num_features = hidden
+    network.add(FCLayer(num_features, num_output, init=init))
+    return network

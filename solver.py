@@ -16,6 +16,7 @@ Run it from the command line to train the homework model and test it:
     python solver.py                      # default cfg: momentum 0.9, 10 epochs
     python solver.py --momentum 0 --max_epoch 5 --plot curves.png
     python solver.py --hidden_sizes 256 --learning_rate 0.1    # an MLP
+    python solver.py --model cnn --max_epoch 2                 # the course's CNN
 """
 
 import argparse
@@ -29,10 +30,11 @@ import warnings
 
 import numpy as np
 
-from dataloader import atomic_write, build_dataloader
+from dataloader import build_dataloader
+from fileio import atomic_write
 import loss as loss_module
 from layers import (ACTIVATION_LAYERS, INITS, NORMALIZATION_LAYERS, Classifier, add_regularisation,
-                    build_mlp, layers_of, param_names_of, trainable_layers)
+                    build_cnn, build_mlp, layers_of, param_names_of, trainable_layers)
 from loss import SoftmaxCrossEntropyLoss
 import optimizer as optimizer_module
 from optimizer import SGD
@@ -87,6 +89,20 @@ def build_mlp_classifier(cfg, input_shape, num_classes):
     network = build_mlp(int(np.prod(input_shape)), cfg['hidden_sizes'], num_classes,
                         activation=cfg['activation'], init=cfg['init'])
     network = add_regularisation(network, cfg['dropout'], cfg['normalization'], seed=cfg['seed'])
+    return Classifier(network, criterion_class())
+
+
+@register_model('cnn')
+def build_cnn_classifier(cfg, input_shape, num_classes):
+    """A CNN (notes §3): conv-ReLU-max-pool blocks (cfg conv_channels, conv_kernel_size),
+    then FC-ReLU layers (cfg fc_sizes) and the output layer. The defaults are the
+    course's network: conv 1->8, conv 8->16 (3x3), FC 784->128, FC 128->10."""
+    criterion_class = criteria()[cfg['loss']]
+    if criterion_class is None:
+        raise ValueError("this loss.py has no loss layers (loss.CRITERIA): a CNN needs the "
+                         "framework's loss.py, not the original homework's")
+    network = build_cnn(input_shape, cfg['conv_channels'], cfg['fc_sizes'], num_classes,
+                        kernel_size=cfg['conv_kernel_size'], init=cfg['init'])
     return Classifier(network, criterion_class())
 
 
@@ -209,6 +225,12 @@ CFG_SCHEMA = {
               "else 'softmax_regression' (the homework)"),
     'hidden_sizes': ((), _hidden_sizes,
                      'a list of hidden layer widths, e.g. [256]; [] is the homework softmax regression'),
+    'conv_channels': ((8, 16), lambda v: _hidden_sizes(v) and len(v) > 0,
+                      "model 'cnn': filters of each conv block (conv, ReLU, max-pool 2), e.g. [8, 16]"),
+    'conv_kernel_size': (3, lambda v: _positive_int(v) and v % 2 == 1,
+                         "model 'cnn': an odd kernel size (the padding keeps the image size)"),
+    'fc_sizes': ((128,), _hidden_sizes,
+                 "model 'cnn': widths of the hidden FC layers after the conv blocks, e.g. [128]"),
     'activation': ('relu', _one_of(ACTIVATION_LAYERS), f"one of {', '.join(ACTIVATION_LAYERS)}"),
     'loss': ('softmax_cross_entropy', lambda v: _one_of(criteria())(v),
              'one of softmax_cross_entropy, euclidean, sigmoid_cross_entropy (loss.CRITERIA)'),
@@ -441,7 +463,7 @@ class Solver(object):
     def build_loader(cfg):
         cfg = validate_cfg(cfg)
         common = dict(data_root=cfg['data_root'], batch_size=cfg['batch_size'],
-                      normalize=cfg['normalize'])
+                      normalize=cfg['normalize'], as_images=cfg['model'] == 'cnn')
         train_loader = build_dataloader(max_epoch=cfg['max_epoch'], shuffle=cfg['shuffle'], mode='train',
                                         seed=cfg['seed'], **common)
         if cfg['augment'] is not None:
@@ -617,7 +639,7 @@ def build_parser():
         description="Train a model on MNIST (the softmax regression homework by default) and report "
                     "the test accuracy.")
     for key, (default, _, accepts) in CFG_SCHEMA.items():
-        if key in ('hidden_sizes', 'verbose', 'seed', 'model', 'data_root'):
+        if key in ('hidden_sizes', 'conv_channels', 'fc_sizes', 'verbose', 'seed', 'model', 'data_root'):
             continue
         if isinstance(default, bool):
             parser.add_argument('--' + key, action=argparse.BooleanOptionalAction, default=default, help=accepts)
@@ -629,6 +651,9 @@ def build_parser():
     parser.add_argument('--seed', type=int, default=CFG_SCHEMA['seed'][0])
     parser.add_argument('--hidden_sizes', type=int, nargs='*', default=[],
                         help='hidden layer widths, e.g. --hidden_sizes 256 (default: none)')
+    for key in ('conv_channels', 'fc_sizes'):
+        parser.add_argument('--' + key, type=int, nargs='+', default=list(CFG_SCHEMA[key][0]),
+                            help=CFG_SCHEMA[key][2])
     parser.add_argument('--quiet', action='store_true', help='no per-batch lines: a table of epochs at the end')
     parser.add_argument('--plot', default=None, help='save the loss and accuracy curves to this file')
     parser.add_argument('--history', default=None, help='save the training history as JSON')

@@ -1,16 +1,24 @@
 """Regenerate the homework's PDF report with one command (notes §1.3).
 
-    python report/make_report.py            # every experiment, about 30 s (12 runs of 10 epochs)
-    python report/make_report.py --quick    # a subset with 2 epochs, for CI (about 10 s)
+    python report/make_report.py            # every experiment: 12 runs of 10 epochs, about 70 s of CPU
+    python report/make_report.py --quick    # a subset with 2 epochs, for CI
     python report/make_report.py --force    # retrain even the runs in the cache
+    python3 tools/quickstart.py report      # the same, with the project's Python
+
+It runs with one BLAS thread unless OPENBLAS_NUM_THREADS is set (threads.py;
+applied below, before NumPy is imported), and the setup page says so.
 
 It trains every run listed in EXPERIMENTS below (all with the same seed),
 then writes, in the output folder (report/ by default, report/quick/ with
 --quick):
     report.pdf      title and setup, then (a) accuracy and curves of the
                     default run, (b) momentum against no momentum, (c) the
-                    other hyper-parameters; every observation in the text is
-                    computed from the measured numbers
+                    other hyper-parameters. The student report (the default
+                    in a handout) puts each page's question and a box with the
+                    student's analysis (report/analysis.md) on it; the
+                    instructors' reference report (the default where the
+                    solution regions are present) writes observations
+                    computed from the measured numbers instead
     results.json    every run: cfg, per-epoch history, test accuracy, seconds
                     per epoch, epochs to reach the validation target, status;
                     the observations with the numbers they state; the pages
@@ -28,6 +36,7 @@ tables, the plots and the observations follow from it.
 import argparse
 import datetime
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,10 +48,18 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-import observations  # noqa: E402  (needs the path set above)
+# One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py,
+# README "Speed"): applied here, before anything imports NumPy, so that the
+# timings in the report do not depend on how the script was started.
+from threads import apply_thread_policy, describe_threads  # noqa: E402
+
+apply_thread_policy(quiet=__name__ != '__main__')
+
+import model_pictures  # noqa: E402  (needs the path and the thread policy set above)
+import observations  # noqa: E402
 import pages  # noqa: E402
 import runs  # noqa: E402
-from dataloader import atomic_write  # noqa: E402
+from fileio import atomic_write, remove_stale_temporaries  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -82,6 +99,8 @@ class Experiment:
     - observe_speed: state which run is faster per epoch; False for settings
       that do not change the work of an epoch (learning rate, momentum value),
       where timing differences are only noise (the table still shows them)
+    - question: what the student's analysis of this page should answer (the
+      student report leaves a box for it; see ANALYSIS_FILE)
     """
     name: str
     section: str
@@ -94,6 +113,7 @@ class Experiment:
     summary_plot: str = 'accuracy'
     intro: str = ''
     observe_speed: bool = True
+    question: str = 'What do you observe, and why?'
 
     def runs(self, quick):
         """[(label, value, cfg)] of its runs."""
@@ -115,33 +135,47 @@ SECTION_A = '(a) Training and test accuracy'
 SECTION_B = '(b) Momentum against no momentum'
 SECTION_C = '(c) Other hyper-parameters'
 SECTION_D = '(d) The MLP homework (case 2)'
+SECTION_E = '(e) The CNN homework (notes §3)'
 
 # The MLP homework's runs: 20 epochs of a 784-128-10 network.
 MLP_CFG = {'hidden_sizes': [128], 'max_epoch': 20}
 MLP_COURSE_SETTINGS = {'learning_rate': 0.001, 'weight_decay': 0.1, 'momentum': 0.0}
 MLP_TUNED_SETTINGS = {'learning_rate': 0.1, 'weight_decay': 0.0, 'momentum': 0.9}
 
+# The CNN homework's runs (cnn.ipynb): images as (N, 1, 28, 28), 2 epochs.
+CNN_CFG = {'model': 'cnn', 'max_epoch': 2, 'batch_size': 50, 'learning_rate': 0.05, 'fc_sizes': [128]}
+
 EXPERIMENTS = [
     Experiment('default', SECTION_A, 'The default settings', label='default',
-               intro='One run of the homework model with the settings of the setup page.'),
+               intro='One run of the homework model with the settings of the setup page.',
+               question='What training, validation and test accuracy does your model reach? '
+                        'What do the loss and accuracy curves show (convergence, overfitting)?'),
     Experiment('momentum', SECTION_B, 'SGD with momentum 0.9 against plain SGD (momentum 0)',
                vary='momentum', values=[0.0, 0.9], summary_plot='timing',
                intro='Same learning rate, batch size, epochs and seed; only the momentum '
-                     'differs. Training time is measured per epoch, validation excluded.'),
+                     'differs. Training time is measured per epoch, validation excluded.',
+               question='How does momentum change the training time, the convergence and the '
+                        'accuracy? Explain with the update rule v = momentum * v - lr * grad.'),
     Experiment('learning_rate', SECTION_C, 'Learning rate', vary='learning_rate',
                values=[0.001, 0.01, 0.1, 1.0, 10.0], quick_values=[0.01, 0.1, 10.0],
                label='lr = {value}', observe_speed=False,
                intro='The learning rate from 0.001 to 10, with momentum 0.9. The largest '
-                     'values are there to show what a too-large learning rate does.'),
+                     'values are there to show what a too-large learning rate does.',
+               question='Which learning rate would you choose, judged on the validation set, and '
+                        'why? What happens when it is too small or too large?'),
     Experiment('batch_size', SECTION_C, 'Batch size', vary='batch_size',
                values=[10, 50, 100, 500, 1000], quick_values=[50, 100, 1000],
                label='batch = {value}',
                intro='The batch size from 10 to 1000 with the same learning rate. A smaller '
-                     'batch makes more (noisier) updates per epoch.'),
+                     'batch makes more (noisier) updates per epoch.',
+               question='How does the batch size change the accuracy, the number of updates per '
+                        'epoch and the time per epoch? Which would you choose?'),
     Experiment('momentum_sweep', SECTION_C, 'Momentum', vary='momentum',
                values=[0.0, 0.5, 0.9, 0.99], label='momentum = {value}',
                observe_speed=False,
-               intro='The momentum from 0 (plain SGD) to 0.99.'),
+               intro='The momentum from 0 (plain SGD) to 0.99.',
+               question='How does the momentum value change the convergence and the final '
+                        'accuracy? What goes wrong when it is too close to 1?'),
 ] + [
     # (d) The MLP homework (the course's case 2): one hidden layer of 128 units, the
     # Euclidean loss against softmax cross-entropy, with Sigmoid and with ReLU; first
@@ -153,7 +187,9 @@ EXPERIMENTS = [
                quick_values=['softmax_cross_entropy'],
                overrides=dict(MLP_CFG, activation=activation, **settings),
                intro=f'MLP 784-128-10 with {activation.capitalize()}; only the loss differs. '
-                     + description, observe_speed=False)
+                     + description, observe_speed=False,
+               question=f'With a {activation} hidden layer and {how}, how do the Euclidean loss '
+                        f'and softmax cross-entropy compare (convergence, accuracy), and why?')
     for when, how, settings, description in (
         ('course', "the course's hyper-parameters", MLP_COURSE_SETTINGS,
          'The course gave lr 0.001, weight decay 0.1 and no momentum, which train poorly on purpose.'),
@@ -165,9 +201,74 @@ EXPERIMENTS = [
                values=[[128], [128, 128]], quick_values=[[128]], label='hidden {value}',
                overrides=dict(MLP_CFG, **MLP_TUNED_SETTINGS), summary_plot='timing',
                intro='Softmax cross-entropy and ReLU with the tuned setting; one hidden layer of '
-                     '128 units against two.'),
+                     '128 units against two.',
+               question='Does a second hidden layer help? What does it cost in time per epoch?'),
+    # (e) The CNN homework (notes §3): the course's network (conv 8, conv 16, FC 128)
+    # for 2 epochs with the setting chosen on the validation split, against a wider
+    # one; --quick trains a one-block CNN of 4 filters instead (same code, a fraction
+    # of the time).
+    Experiment('cnn', SECTION_E, "The course's CNN against a wider one, 2 epochs", vary='conv_channels',
+               values=[[8, 16], [16, 32]], quick_values=[[4]], label='conv {value}',
+               overrides=CNN_CFG, summary_plot='timing',
+               intro="conv-ReLU-max-pool blocks with these numbers of 3x3 filters, then FC 128 and FC 10; "
+                     "batch 50, lr 0.05, momentum 0.9 (chosen on the validation split), 2 epochs.",
+               question='How does the CNN compare with the MLP, in accuracy and in time per epoch? '
+                        'What does doubling the filters buy?'),
     # Adding an experiment is one entry.
 ]
+
+# The message of a stub that tools/handout.py leaves for another assignment's
+# code ("... is part of the 'mlp' assignment and is not provided in the
+# 'softmax' handout"): the report leaves such experiments out.
+OTHER_ASSIGNMENT = re.compile(r"is part of the '[\w-]+' assignment")
+
+# The student's own analysis, one section per experiment ("## <name>"); the
+# student report puts each section in the box under its page's question.
+ANALYSIS_FILE = HERE / 'analysis.md'
+ANALYSIS_HEADING = re.compile(r'^##\s+(?P<name>[\w-]+)')
+
+
+def is_reference(repo_root=REPO_ROOT):
+    """True in the instructors' reference (its code holds the solution
+    regions, see tools/handout.py), False in a student handout."""
+    for name in runs.CODE_FILES:
+        path = Path(repo_root) / name
+        if path.is_file() and '### BEGIN SOLUTION' in path.read_text(encoding='utf-8'):
+            return True
+    return False
+
+
+def analysis_template(experiments):
+    lines = ['# Your analysis for the report',
+             '',
+             'Write your analysis under each heading (keep the "## name" lines), then run',
+             '`python3 tools/quickstart.py report` again: each section goes into the box on its',
+             'page of report.pdf (runs are cached, so this takes seconds). Lines starting with',
+             '">" are the questions and are not copied.', '']
+    for experiment in experiments:
+        lines += [f'## {experiment.name}', '', f'> {experiment.question}', '', '']
+    return '\n'.join(lines)
+
+
+def read_analysis(path, experiments):
+    """{experiment name: the student's text (None if empty)}. Writes the
+    template (the headings and questions) first if the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        with atomic_write(path, 'w', encoding='utf-8') as f:
+            f.write(analysis_template(experiments))
+        print(f'Wrote {path}: write your analysis there and run the report again.', flush=True)
+    sections, current = {}, None
+    for line in path.read_text(encoding='utf-8').splitlines():
+        match = ANALYSIS_HEADING.match(line)
+        if match:
+            current = match['name']
+            sections.setdefault(current, [])
+        elif current is not None and not line.lstrip().startswith('>'):
+            sections[current].append(line)
+    return {experiment.name: ('\n'.join(sections.get(experiment.name, [])).strip() or None)
+            for experiment in experiments}
+
 
 # What the setup page says about each hyper-parameter.
 SETTING_MEANING = {
@@ -204,12 +305,22 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
         plan.append((experiment, entries))
 
     records, trained, cached, start = {}, 0, 0, time.perf_counter()
+    skipped = {}                           # experiment name: why its code is not there
     width = len(str(len(todo)))
     for index, (key, (name, label, cfg)) in enumerate(todo.items(), start=1):
         prefix = f'[{index:>{width}}/{len(todo)}] {name}: {label}'
         log(f'{prefix} ...', end='', flush=True)
         began = time.perf_counter()
-        record, was_cached = runs.get_run(cfg, cache_dir, data_fp, code_fp, force=force)
+        try:
+            record, was_cached = runs.get_run(cfg, cache_dir, data_fp, code_fp, force=force)
+        except NotImplementedError as error:
+            if OTHER_ASSIGNMENT.search(str(error)):
+                # A handout of another assignment: this experiment needs code it lacks.
+                log(f' skipped: {error}', flush=True)
+                skipped[name] = str(error)
+                continue
+            raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
+                             f'TODOs first (python3 tools/quickstart.py test lists them).') from None
         records[key] = record
         cached += was_cached
         trained += not was_cached
@@ -221,8 +332,13 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
         how = ('from cache' if was_cached else
                f'{s["epochs_completed"]} epochs in {time.perf_counter() - began:.1f} s')
         log(f' {how}: {result}', flush=True)
+    plan = [(experiment, entries) for experiment, entries in plan
+            if experiment.name not in skipped and all(key in records for _, _, key in entries)]
+    if not plan:
+        raise SystemExit('make_report.py: no experiment could run: ' + '; '.join(skipped.values()))
     loads = [v for r in records.values() for v in r.get('load_average') or [] if v is not None]
-    stats = {'runs': len(todo), 'trained': trained, 'cached': cached,
+    stats = {'runs': len(records), 'trained': trained, 'cached': cached,
+             'skipped_experiments': sorted(skipped),
              'load_average_range': [min(loads), max(loads)] if loads else None,
              'run_seconds': time.perf_counter() - start,
              'training_seconds_all_runs': sum(runs.summarize(r, VAL_TARGET)['train_seconds']
@@ -230,8 +346,13 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
     return plan, records, stats
 
 
-def build_results(plan, records, stats, quick, data_root, started):
-    """Everything the report states, as one JSON-ready dict (results.json)."""
+def build_results(plan, records, stats, quick, data_root, started, analysis=None):
+    """Everything the report states, as one JSON-ready dict (results.json).
+
+    analysis=None: the instructors' reference report, with the observations
+    computed from the numbers. Otherwise the student report: {experiment
+    name: the student's text or None}, and no computed observations (they
+    would be every correct student's identical answer)."""
     result_runs = {}
     for key, record in records.items():
         history = {k: v for k, v in record['history'].items() if k not in ('iter_loss', 'iter_acc')}
@@ -248,7 +369,9 @@ def build_results(plan, records, stats, quick, data_root, started):
                   'summary': result_runs[key]['summary']} for label, value, key in entries]
         for item in items:
             result_runs[item['key']]['used_by'].append(f"{experiment.name}: {item['label']}")
-        if experiment.vary is None:
+        if analysis is not None:
+            found = []
+        elif experiment.vary is None:
             found = observations.observe_single(items[0])
         else:
             found = observations.observe_comparison(items, experiment.vary,
@@ -258,11 +381,14 @@ def build_results(plan, records, stats, quick, data_root, started):
             'vary': experiment.vary,
             'runs': [{k: item[k] for k in ('label', 'value', 'key')} for item in items],
             'observations': found,
+            'question': experiment.question,
+            'analysis': None if analysis is None else analysis.get(experiment.name),
         })
     any_record = next(iter(records.values()))
     return {
         'title': 'MNIST homework report: softmax regression and the MLP',
         'mode': 'quick' if quick else 'full',
+        'audience': 'instructor' if analysis is None else 'student',
         'generated_at': started.isoformat(timespec='seconds'),
         'base_cfg': dict(BASE_CFG, max_epoch=QUICK_EPOCHS) if quick else dict(BASE_CFG),
         'val_target': VAL_TARGET,
@@ -335,8 +461,11 @@ def write_setup_page(writer, results, records):
     page.heading('Machine and time', size=13)
     for text in (
             f"CPU: {machine['cpu']}, {machine['logical_cores']} logical cores; {machine['platform']}",
-            f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {machine['blas']}; "
-            f"threads: {machine['blas_threads']}), matplotlib {machine['matplotlib']}",
+            f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {machine['blas']}), "
+            f"matplotlib {machine['matplotlib']}",
+            f"BLAS threads: {machine['blas_threads']}. The project runs with one BLAS thread "
+            f"unless OPENBLAS_NUM_THREADS is set (README, Speed): on a shared machine a second "
+            f"thread makes the timings of small matrix products erratic.",
             f"{timing['runs']} distinct runs: {timing['trained']} trained now, {timing['cached']} "
             f"loaded from the cache (report/cache); this regeneration spent "
             f"{timing['run_seconds']:.1f} s on them. Training time of all runs, as measured "
@@ -349,6 +478,10 @@ def write_setup_page(writer, results, records):
               'with care, and regenerate (--force) on an idle machine for clean timings.'):
         page.paragraph(text, bullet=True)
 
+    if timing.get('skipped_experiments'):
+        page.paragraph('Left out (they need code this handout does not have): '
+                       + ', '.join(timing['skipped_experiments']) + '.', bullet=True)
+
     page.heading('Status of a run', size=13)
     for status, meaning in results['status_meaning'].items():
         page.paragraph(f'{status}: {meaning}', bullet=True)
@@ -359,14 +492,27 @@ def write_setup_page(writer, results, records):
     writer.finish_page(page)
 
 
+def write_findings(page, experiment, results):
+    """The reference report's computed observations, or the box with the
+    student's own analysis of this page."""
+    if results.get('audience') != 'student':
+        for found in experiment['observations']:
+            page.paragraph(found['text'], bullet=True)
+        return
+    text = experiment['analysis'] or (
+        f"(Write your analysis in report/analysis.md under \"## {experiment['name']}\", then run "
+        f"the report again.)")
+    page.analysis_box('Your analysis: ' + experiment['question'], text,
+                      placeholder=experiment['analysis'] is None)
+
+
 def write_single_page(writer, experiment, spec, results, records):
     run = experiment['runs'][0]
     record, summary = records[run['key']], results['runs'][run['key']]['summary']
     page = writer.new_page(f"{experiment['section']}: {experiment['title']}")
     page.heading(experiment['section'])
     page.paragraph(spec.intro, color='0.3')
-    for found in experiment['observations']:
-        page.paragraph(found['text'], bullet=True)
+    write_findings(page, experiment, results)
     page.y -= 0.1
     data = results['data']
     page.table(['Split', 'Images', 'Loss', 'Accuracy (%)'], [
@@ -392,8 +538,7 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     page.heading(experiment['title'], size=11.5)
     if spec.intro:
         page.paragraph(spec.intro, color='0.3')
-    for found in experiment['observations']:
-        page.paragraph(found['text'], bullet=True)
+    write_findings(page, experiment, results)
     page.y -= 0.1
     target = f"{100 * results['val_target']:g}%"
     header = [experiment['vary'], 'Status', 'Epochs\ndone', 'Train loss\n(last epoch)',
@@ -416,8 +561,12 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
 
 
-def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None):
-    """report.pdf and figures/*.png; returns (page titles, figure files)."""
+def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None,
+              cache_dir=None):
+    """report.pdf and figures/*.png; returns (page titles, figure files).
+
+    With a cache_dir, a page after the momentum experiment's shows what its
+    momentum-0.9 run learned (the weights are cached there, see model_pictures.py)."""
     figure_dir = out_dir / 'figures'
     specs = {spec.name: spec for spec in experiments}
     metadata = {'Title': results['title'], 'Author': 'report/make_report.py',
@@ -437,6 +586,8 @@ def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=
                     write_comparison_page(writer, experiment, spec, results, records,
                                           new_section=experiment['section'] != previous_section)
                 previous_section = experiment['section']
+                if experiment['name'] == model_pictures.EXPERIMENT and cache_dir is not None:
+                    model_pictures.write_page(writer, results, records, cache_dir)
         finally:
             writer.close()
     # Remove figures of experiments that no longer exist.
@@ -467,6 +618,16 @@ def parse_args(argv):
                              'without a PDF viewer)')
     parser.add_argument('--cache-dir', type=Path, default=HERE / 'cache',
                         help='one JSON file per finished run (default: report/cache/)')
+    audience = parser.add_mutually_exclusive_group()
+    audience.add_argument('--instructor', dest='instructor', action='store_true', default=None,
+                          help='the reference report: observations computed from the numbers '
+                               '(the default where the reference solution is present)')
+    audience.add_argument('--student', dest='instructor', action='store_false',
+                          help='the student report: figures and tables, and a box per page for '
+                               'your analysis from --analysis (the default in a handout)')
+    parser.add_argument('--analysis', type=Path, default=ANALYSIS_FILE,
+                        help='your analysis, one "## <experiment>" section per page '
+                             '(default: report/analysis.md; written with the questions if missing)')
     return parser.parse_args(argv)
 
 
@@ -478,7 +639,17 @@ def main(argv=None, experiments=None):
     started = datetime.datetime.now().astimezone()
     clock = time.perf_counter()
     print(f"{'Quick report' if args.quick else 'Report'}: data {args.data_root}, "
-          f"cache {args.cache_dir}, output {out_dir}", flush=True)
+          f"cache {args.cache_dir}, output {out_dir}; BLAS threads: {describe_threads()}",
+          flush=True)
+    try:
+        # Before any training: a folder we cannot write would lose the runs.
+        runs.check_writable(args.cache_dir, 'cache')
+        runs.check_writable(out_dir, 'report')
+    except PermissionError as error:
+        raise SystemExit(f'make_report.py: {error}') from None
+    # Temporary files of a run killed while writing (kill -9, power cut).
+    for folder in (args.cache_dir, out_dir, out_dir / 'figures'):
+        remove_stale_temporaries(folder)
     try:
         plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
                                        force=args.force)
@@ -487,15 +658,26 @@ def main(argv=None, experiments=None):
               file=sys.stderr)
         raise SystemExit(130)
 
-    results = build_results(plan, records, stats, args.quick, args.data_root, started)
+    instructor = is_reference() if args.instructor is None else args.instructor
+    analysis = None if instructor else read_analysis(args.analysis, [e for e, _ in plan])
+    results = build_results(plan, records, stats, args.quick, args.data_root, started,
+                            analysis=analysis)
     print('Writing the PDF ...', flush=True)
-    page_titles, figures = write_pdf(results, records, experiments, out_dir,
-                                     page_png_dir=args.page_png)
-    results['pages'] = page_titles
-    results['figures'] = figures
-    results['timing']['total_seconds'] = time.perf_counter() - clock
-    with atomic_write(out_dir / 'results.json', 'w') as f:
-        json.dump(results, f, indent=1)
+    try:
+        page_titles, figures = write_pdf(results, records, experiments, out_dir,
+                                         page_png_dir=args.page_png, cache_dir=args.cache_dir)
+        results['pages'] = page_titles
+        results['figures'] = figures
+        results['timing']['total_seconds'] = time.perf_counter() - clock
+        with atomic_write(out_dir / 'results.json', 'w') as f:
+            json.dump(results, f, indent=1)
+    except KeyboardInterrupt:
+        # atomic_write has removed its temporary file: the previous report.pdf
+        # and results.json (if any) are untouched.
+        print(f"\nInterrupted while writing the report: {out_dir / 'report.pdf'} was not "
+              f"changed. The runs are cached: run the same command again to write it "
+              f"(a few seconds).", file=sys.stderr)
+        raise SystemExit(130)
     print(f"Wrote {out_dir / 'report.pdf'} ({len(page_titles)} pages), "
           f"{out_dir / 'results.json'} and {len(figures)} figures in "
           f"{results['timing']['total_seconds']:.1f} s.", flush=True)

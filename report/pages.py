@@ -15,6 +15,7 @@ matplotlib.use('Agg')      # files only: the report never opens a window
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from visualize import moving_average, plot_training_loss, save_figure  # noqa: E402
@@ -62,6 +63,34 @@ class Page:
         self.fig.text(x, self._fy(self.y), '\n'.join(lines), fontsize=size, va='top',
                       color=color, linespacing=1.3, family=family)
         self.y -= len(lines) * size * 1.45 / 72 + gap
+
+    def analysis_box(self, title, text, placeholder=False, min_lines=4, max_lines=14):
+        """A framed box: a bold title line, then `text` wrapped inside it (the
+        student's analysis; shown grey and italic when it is the placeholder).
+        At least min_lines of room, so there is space to write by hand on a
+        printout; text beyond max_lines is cut with a note."""
+        size = TEXT_SIZE
+        width = int(WRAP * TEXT_SIZE / size) - 4
+        title_lines = textwrap.wrap(title, width)
+        lines = [line for paragraph in text.split('\n')
+                 for line in (textwrap.wrap(paragraph, width) or [''])]
+        if len(lines) > max_lines:
+            lines = lines[:max_lines - 1] + ['[... cut: keep each analysis to about '
+                                             f'{max_lines} lines]']
+        line_h = size * 1.45 / 72
+        height = (len(title_lines) + max(len(lines), min_lines)) * line_h + 0.2
+        left, right = MARGIN / A4[0], 1 - MARGIN / A4[0]
+        self.fig.patches.append(Rectangle(
+            (left, self._fy(self.y - height)), right - left, self._fy(height),
+            transform=self.fig.transFigure, fill=False, edgecolor='0.35', linewidth=0.8))
+        x = left + 0.1 / A4[0]
+        self.fig.text(x, self._fy(self.y - 0.08), '\n'.join(title_lines), fontsize=size,
+                      fontweight='bold', va='top', linespacing=1.3)
+        self.fig.text(x, self._fy(self.y - 0.08 - len(title_lines) * line_h), '\n'.join(lines),
+                      fontsize=size, va='top', linespacing=1.3,
+                      color='0.45' if placeholder else 'black',
+                      style='italic' if placeholder else 'normal')
+        self.y -= height + 0.08
 
     def table(self, header, rows, col_widths=None, size=8, gap=0.2):
         """A table with a shaded header row; header cells may contain '\\n'."""
@@ -181,23 +210,35 @@ def plot_epoch_curves(ax, entries, key, ylabel, title, percent=False):
     ax.legend(fontsize=7)
 
 
+# A run with more per-batch losses than this (batch 10: 5500 per epoch, 55000 in all) is
+# drawn as its moving average only: its raw curve, noisy and dense, would
+# cover the whole panel and hide the other runs.
+MAX_RAW_POINTS = 6000
+
+
 def plot_batch_losses(ax, entries):
-    """Per-batch training loss of several runs against the epoch: raw (faint) and
-    moving average (notes §4.4, step 6). The x axis is in epochs, so runs with
-    different batch sizes (different numbers of updates per epoch) line up."""
+    """Per-batch training loss of several runs against the epoch: raw (faint,
+    for runs of at most MAX_RAW_POINTS batches) and moving average (notes §4.4,
+    step 6). The x axis is in epochs, so runs with different batch sizes
+    (different numbers of updates per epoch) line up."""
     all_values = []
-    for entry in entries:
+    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for index, entry in enumerate(entries):
         losses = np.asarray(entry['record']['history']['iter_loss'], dtype=float)
         if not len(losses):
             continue
         x = np.arange(1, len(losses) + 1) / entry['summary']['updates_per_epoch']
         window = smoothing_window(len(losses))
-        # Tens of thousands of raw points: drawn as an image inside the PDF (rasterized)
-        # to keep the file small; the moving average stays a vector line.
-        line, = ax.plot(x, losses, alpha=0.15, linewidth=0.6, rasterized=True)
+        color = colors[index % len(colors)]       # the same colour as in the other panels
+        raw = len(losses) <= MAX_RAW_POINTS
+        if raw:
+            # Drawn as an image inside the PDF (rasterized) to keep the file
+            # small; the moving average stays a vector line.
+            ax.plot(x, losses, color=color, alpha=0.15, linewidth=0.6, rasterized=True)
         smooth = moving_average(losses, window)
-        ax.plot(x[len(x) - len(smooth):], smooth, color=line.get_color(), linewidth=1.3,
-                label=f"{_legend_label(entry)} (avg of {window})")
+        line, = ax.plot(x[len(x) - len(smooth):], smooth, color=color, linewidth=1.3,
+                        label=f"{_legend_label(entry)} (avg of {window}"
+                              + ('' if raw else '; raw not drawn') + ')')
         if entry['summary']['status'] == 'diverged':      # the last finite loss before NaN
             ax.plot(x[-1], losses[-1], 'x', color=line.get_color(), markersize=9)
         all_values += list(losses)
@@ -211,33 +252,55 @@ def plot_batch_losses(ax, entries):
 
 
 def plot_accuracy_vs_value(ax, entries, vary):
-    """Final validation and test accuracy against the swept value."""
+    """Final validation and test accuracy against the swept value.
+
+    The x axis is logarithmic for values spread over more than a factor 20,
+    linear otherwise; when two values would still sit too close for their
+    labels (momentum 0.9 and 0.99 on a linear axis from 0), the values are
+    placed evenly, in order, and the axis label says so."""
+    values = [e['value'] for e in entries]
+    log_scale = min(values) > 0 and max(values) / min(values) >= 20
+    evenly = _ticks_crowded(values, log_scale)
+    order = sorted(set(values))
+    position = (lambda v: order.index(v)) if evenly else (lambda v: v)
+
     finished = [e for e in entries if e['summary']['final_val_acc'] is not None
                 and e['summary']['status'] != 'diverged']
-    xs = [e['value'] for e in finished]
+    xs = [position(e['value']) for e in finished]
     ax.plot(xs, [100 * e['summary']['final_val_acc'] for e in finished], '-o',
             label='validation (last epoch)')
     ax.plot(xs, [100 * e['summary']['test_acc'] for e in finished], '-s', label='test')
     for e in finished:
         if e['summary']['status'] == 'unstable':
-            ax.annotate('unstable', (e['value'], 100 * e['summary']['final_val_acc']),
+            ax.annotate('unstable', (position(e['value']), 100 * e['summary']['final_val_acc']),
                         textcoords='offset points', xytext=(0, 6), ha='center', fontsize=7)
     diverged = [e for e in entries if e['summary']['status'] == 'diverged']
     if diverged:
         low = ax.get_ylim()[0]
-        ax.plot([e['value'] for e in diverged], [low] * len(diverged), 'rx', markersize=9,
-                label='diverged')
-    values = [e['value'] for e in entries]
-    if min(values) > 0 and max(values) / min(values) >= 20:
+        ax.plot([position(e['value']) for e in diverged], [low] * len(diverged), 'rx',
+                markersize=9, label='diverged')
+    if log_scale and not evenly:
         ax.set_xscale('log')
-    ax.set_xticks(values)
+    ax.set_xticks([position(v) for v in values])
     ax.set_xticklabels([f'{v:g}' for v in values], fontsize=7)
     ax.minorticks_off()
-    ax.set_xlabel(vary)
+    ax.set_xlabel(f'{vary} (evenly spaced, not to scale)' if evenly else vary)
     ax.set_ylabel('Accuracy (%)')
     ax.set_title(f'Final accuracy against {vary}', fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+
+
+def _ticks_crowded(values, log_scale, min_gap=0.12):
+    """True when two neighbouring values are closer than min_gap of the
+    axis width (on a log axis if log_scale)."""
+    positions = np.log(np.asarray(values, dtype=float)) if log_scale \
+        else np.asarray(values, dtype=float)
+    positions = np.unique(positions)
+    if len(positions) < 2:
+        return False
+    positions = (positions - positions[0]) / (positions[-1] - positions[0])
+    return bool(np.min(np.diff(positions)) < min_gap)
 
 
 def plot_timing(ax, entries):

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from solver import Solver, TrainingDiverged, validate_cfg
-from dataloader import atomic_write
+from fileio import atomic_write
+from threads import blas_threads_in_use, describe_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_FORMAT = 1
 
 # Source files whose content changes the results of a run.
-CODE_FILES = ('solver.py', 'dataloader.py', 'layers.py', 'loss.py', 'optimizer.py')
+CODE_FILES = ('solver.py', 'dataloader.py', 'layers.py', 'loss.py', 'optimizer.py', 'im2col.py')
 
 # cfg keys that do not change what a run computes (where the data lives is
 # covered by the data fingerprint; printing is irrelevant).
@@ -170,6 +171,29 @@ def status_of(history, diverged_at):
     return OK
 
 
+# What every cached record must hold for the report to use it.
+RECORD_FIELDS = ('cfg', 'status', 'diverged_at', 'history', 'test_loss', 'test_acc',
+                 'updates_per_epoch', 'data', 'finished_at')
+HISTORY_KEYS = ('train_loss', 'train_acc', 'val_loss', 'val_acc', 'epoch_time', 'iter_loss',
+                'iter_acc')
+
+
+def check_writable(folder, what):
+    """Create `folder` if needed and prove a file can be written in it, so that
+    a read-only folder is reported before any training, not after it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / '.write-test', 'w') as f:
+            f.write('ok')
+        (folder / '.write-test').unlink()
+    except OSError as error:
+        raise PermissionError(
+            f'cannot write the {what} in {folder.resolve()} ({error.strerror or error}). '
+            f'Choose a folder you can write to'
+            + (' with --cache-dir' if what == 'cache' else ' with --out-dir')) from None
+
+
 def cache_path(cache_dir, key):
     return Path(cache_dir) / f'run-{key}.json'
 
@@ -184,7 +208,13 @@ def load_cached(cache_dir, key):
         return None
     except (OSError, ValueError):
         return None          # damaged file (should not happen: writes are atomic); retrain
-    if record.get('format') != CACHE_FORMAT or record.get('key') != key:
+    if not isinstance(record, dict) or record.get('format') != CACHE_FORMAT \
+            or record.get('key') != key:
+        return None
+    # A record missing a field (written by an older version of this file, or
+    # edited by hand) is stale: train the run again rather than fail later.
+    if any(field not in record for field in RECORD_FIELDS) or not isinstance(record['history'], dict) \
+            or any(name not in record['history'] for name in HISTORY_KEYS):
         return None
     return record
 
@@ -284,8 +314,6 @@ def machine_info():
         blas = f"{blas_info.get('name', '?')} {blas_info.get('version', '')}".strip()
     except Exception:      # older NumPy: no mode='dicts'; the name is only informative
         pass
-    threads = {name: os.environ[name] for name in
-               ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS') if name in os.environ}
     return {
         'cpu': cpu,
         'logical_cores': os.cpu_count(),
@@ -294,6 +322,6 @@ def machine_info():
         'numpy': np.__version__,
         'matplotlib': matplotlib.__version__,
         'blas': blas,
-        'blas_threads': (', '.join(f'{k}={v}' for k, v in threads.items())
-                         or 'not set (the BLAS library chooses)'),
+        'blas_threads': describe_threads(),
+        'blas_threads_in_use': blas_threads_in_use(),
     }

@@ -31,7 +31,7 @@ import numpy as np   # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from dataloader import atomic_write  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 from solver import Solver        # noqa: E402
 
 OUT = REPO_ROOT / 'report' / 'training'

@@ -1,10 +1,17 @@
-"""Shared test helpers: a tiny, learnable MNIST-like data set.
+"""Shared test helpers, and a short first screen while TODOs are left.
 
-Use the `tiny_mnist` fixture for a ready-made folder, or call
-`make_tiny_mnist(folder, ...)` (e.g. `from conftest import make_tiny_mnist`)
-when a test needs another size, naming style or number of classes.
+- A tiny, learnable MNIST-like data set: use the `tiny_mnist` fixture for a
+  ready-made folder, or call `make_tiny_mnist(folder, ...)` (e.g.
+  `from conftest import make_tiny_mnist`) when a test needs another size,
+  naming style or number of classes.
+- Before a student has filled the TODOs, most tests fail for one reason
+  each: `raise NotImplementedError("X is not implemented yet ...")`. The
+  hooks at the end list those TODOs (file, function) and the next step at
+  the top of the output, report each such failure in one line instead of a
+  page of traceback, and repeat the list under the summary.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from dataloader import write_idx  # noqa: E402  (needs the path set above)
+from public_checks_note import pytest_terminal_summary  # noqa: E402,F401  (handouts: 'public tests only')
 
 IMAGE_SIZE = 28     # rows and columns, as in MNIST
 BORDER = 4          # MNIST digits leave a blank border; so do ours
@@ -90,3 +98,103 @@ def make_tiny_mnist(root, n_train=600, n_test=100, seed=0, compress=True,
 def tiny_mnist(tmp_path):
     """Folder with a tiny MNIST-like data set: 600 train and 100 test images."""
     return make_tiny_mnist(tmp_path / 'mnist')
+
+
+# ---------------------------------------------------------------------------
+# TODOs still to do: a short first screen
+# ---------------------------------------------------------------------------
+
+# tools/submit.py knows what a TODO left looks like; the hooks below use it.
+sys.path.append(str(REPO_ROOT / 'tools'))
+from submit import todos_left  # noqa: E402
+
+TODO_MESSAGE_RE = re.compile(r'(?P<target>[\w.]+) is not implemented yet')
+
+
+def _next_step(todos):
+    file, target, line = todos[0]
+    return (f'Next step: write {target} in {file} (line {line} raises NotImplementedError; the '
+            f'TODO comment above it says what to compute), then run the tests again.')
+
+
+def pytest_report_header(config):
+    todos = todos_left(REPO_ROOT)
+    if not todos:
+        return None
+    width = max(len(file) for file, _, _ in todos)
+    return ([f'TODOs still to do ({len(todos)}): until each is written, the tests that use it '
+             f'fail with NotImplementedError (one line each below).']
+            + [f'  {file:<{width}}  {target}' for file, target, _ in todos]
+            + [_next_step(todos)])
+
+
+class TodoFailure:
+    """The report of a test that failed only because a TODO is left: one
+    line. (No `reprcrash`, so pytest's short summary shows the test's name
+    alone instead of a message cut to the terminal width.)"""
+
+    def __init__(self, text):
+        self.text = text
+
+    def toterminal(self, writer):
+        writer.line(self.text)
+
+    def __str__(self):
+        return self.text
+
+
+def _todo_of(call):
+    """The TODO ('Class.method') a failed test call ran into, or None."""
+    if call.excinfo is None:
+        return None
+    error = call.excinfo.value
+    # Directly (NotImplementedError), or reported by a test that ran the
+    # student's code elsewhere (the notebook test, a subprocess).
+    if not isinstance(error, (NotImplementedError, pytest.fail.Exception)):
+        return None
+    match = TODO_MESSAGE_RE.search(str(error))
+    return match['target'] if match else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    target = _todo_of(call) if report.failed else None
+    if target is not None:
+        where = next((f'{file}:{line}' for file, name, line in todos_left(REPO_ROOT) if name == target), '')
+        # One line instead of the test's source and a traceback: the cause is
+        # the same for every test that reaches this TODO.
+        report.longrepr = TodoFailure(f'TODO {target} is not written yet ({where or "see its file"}): '
+                                      f'the full list is under the short test summary.')
+        report.user_properties.append(('todo', target))
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    # tryfirst makes this the outermost wrapper, so the lines below come
+    # after pytest's short test summary: the last thing on the screen.
+    result = yield
+    counts = {}
+    for report in terminalreporter.stats.get('failed', []):
+        for name, value in getattr(report, 'user_properties', ()):
+            if name == 'todo':
+                counts[value] = counts.get(value, 0) + 1
+    if counts:
+        todos = todos_left(REPO_ROOT)
+        write = terminalreporter.write_line
+        terminalreporter.write_sep('=', 'TODOs still to do', yellow=True)
+        for file, target, line in todos:
+            count = counts.pop(target, 0)
+            write(f'{file}:{line}  {target}  '
+                  + (f'({count} failed tests need it)' if count else '(no test reached it yet)'))
+        for target, count in counts.items():          # raised from somewhere else
+            write(f'{target}  ({count} failed tests need it)')
+        other = len(terminalreporter.stats.get('failed', [])) - sum(
+            1 for r in terminalreporter.stats.get('failed', [])
+            if any(name == 'todo' for name, _ in getattr(r, 'user_properties', ())))
+        if other:
+            write(f'{other} other failed tests: see their details above.')
+        if todos:
+            write(_next_step(todos))
+    return result

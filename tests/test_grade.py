@@ -1,12 +1,22 @@
-"""tools/grade.py on a crafted class: correct, written for the original
-framework, wrong gradient, loop-based, crashing, hanging, missing file, noisy
-(prints megabytes, writes outside its folder) and an unsafe zip. One grading run (in parallel, short time limits)
-is shared by all the checks below. Instructor-only: not in the handouts."""
+"""tools/grade.py on a crafted class, hostile students included.
+
+Honest submissions (correct, written for the original framework, wrong
+gradient, loop-based, crashing, hanging, missing file, noisy, zipped with
+its virtual environment) and hostile ones (forged results by every route,
+delegating to the handout's stubs, leaking hidden material into messages,
+an escaped child process, a two-process memory hog) plus awkward names,
+archives and links. The class is graded once, as two shards (--shard 1/2
+and 2/2, --jobs 2 each) merged with --merge, and every check below reads the
+merged result. Limits are generous; the hanging submissions are stopped by
+them whatever the machine's load. Instructor-only: not in the handouts.
+"""
 
 import csv
+import json
 import os
 import subprocess
 import sys
+import tarfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -17,107 +27,309 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / 'hidden'))
 from test_original_framework import ORIGINAL_LOSS, ORIGINAL_OPTIMIZER  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# The notebook and the full-MNIST test take most of a grading run; they are
-# graded like the others in real use, left out here to keep the suite fast.
-KEYWORD = 'not notebook and not 92_percent'
-TIME_LIMIT, TEST_TIMEOUT = 20, 2  # generous for a loaded machine; the hanging one uses all 20 s
+sys.path.insert(0, str(REPO / 'tools'))
+import grade  # noqa: E402
 
-LOSS = (REPO / 'loss.py').read_text()
+TIME_LIMIT, CHECK_TIMEOUT, MEMORY_MB = 40, 10, 700
 OPTIMIZER = (REPO / 'optimizer.py').read_text()
+MANIFEST = json.loads((REPO / 'tools' / 'assignments.json').read_text())
+POINTS = MANIFEST['assignments']['softmax']['checks']
+OPTIMIZER_CHECKS = {'momentum', 'plain_sgd_and_frozen', 'vectorised_step', 'hidden_momentum_many_steps',
+                    'hidden_original_loss_with_your_sgd'}
+
+# A complete loss.py that needs nothing but NumPy (what a good student hands in).
+LOSS = textwrap.dedent('''\
+    """ Softmax Cross-Entropy Loss Layer """
+
+    import numpy as np
+
+    EPS = 1e-11
+
+
+    class SoftmaxCrossEntropyLoss(object):
+
+        def __init__(self, num_input, num_output, trainable=True):
+            self.num_input = num_input
+            self.num_output = num_output
+            self.trainable = trainable
+            self.XavierInit()
+
+        def forward(self, Input, labels):
+            # @@forward
+            self.W, self.b = self.W.astype(Input.dtype, copy=False), self.b.astype(Input.dtype, copy=False)
+            self.Input, self.labels = Input, labels
+            logits = Input @ self.W + self.b
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            self.prob = np.exp(log_prob)
+            loss = -log_prob[np.arange(len(labels)), labels].mean()
+            acc = np.mean(logits.argmax(axis=1) == labels)
+            return float(loss), float(acc)
+
+        def gradient_computing(self):
+            # @@gradient
+            delta = self.prob.copy()
+            delta[np.arange(len(self.labels)), self.labels] -= 1
+            delta /= len(self.labels)
+            self.grad_W = self.Input.T @ delta
+            self.grad_b = delta.sum(axis=0, keepdims=True)
+
+        def XavierInit(self):
+            std = (2 / (self.num_input + self.num_output)) ** 0.5 * 2 ** 0.5
+            self.W = np.random.normal(0, std, (self.num_input, self.num_output))
+            self.b = np.random.normal(0, std, (1, self.num_output))
+''')
+HANDOUT_LOSS = None  # filled by the fixture (the handout's loss.py: every TODO raises)
 
 
 def edited(text, old, new):
-    assert old in text, f"the reference changed; update the crafted submission ({old!r})"
+    assert old in text, f"the crafted submission no longer matches ({old!r})"
     return text.replace(old, new, 1)
 
 
-def make_class(folder):
-    """The crafted submissions: {name: what they should get}."""
+def at(marker, code, text=LOSS):
+    """LOSS with `code` inserted at a '# @@marker' line (at its indentation)."""
+    line = next(line for line in text.split('\n') if line.strip() == f'# @@{marker}')
+    indent = line[:len(line) - len(line.lstrip())]
+    return edited(text, line, textwrap.indent(textwrap.dedent(code), indent).rstrip('\n'))
+
+
+HIDDEN_LEAK = '''
+    import base64, glob, os, sys
+    if getattr(type(self), 'leaked', False):      # the second call crashes: the output is shown too
+        os._exit(3)
+    type(self).leaked = True
+    texts, frame = [], sys._getframe()
+    while frame is not None:                       # the request the child program received
+        request = frame.f_locals.get('request')
+        if isinstance(request, dict):
+            texts += [check['source'] for check in request['checks']]
+        frame = frame.f_back
+    venv_root = os.path.dirname(os.path.dirname(os.path.dirname(sys.executable)))
+    for path in glob.glob(os.path.join(venv_root, 'tests', 'hidden', '*.py')) + \\
+            glob.glob(os.path.join(venv_root, 'loss.py')):
+        texts.append(open(path).read())            # the instructor's folder, found from the interpreter
+    blob = '\\n'.join(texts)
+    print(blob)
+    print(base64.b64encode(blob.encode()).decode())
+    raise ValueError(blob[:3000] + ' ' + base64.b64encode(blob.encode()).decode()[:500])
+'''
+
+FORGE_FILES = '''
+    import json, os, sys
+    import numpy as np
+    frame, names = sys._getframe(), []
+    while frame is not None:
+        request = frame.f_locals.get('request')
+        if isinstance(request, dict):
+            names = [check['id'] for check in request['checks']]
+        frame = frame.f_back
+    os.makedirs('grader-out', exist_ok=True)
+    with open('grader-out/progress', 'a') as f:
+        for name in names:                          # every check "ran" and "passed"
+            np.savez(f'grader-out/{name}.npz', passed=np.ones(1), loss=np.zeros(1))
+            f.write(f'start {name}\\nend {name}\\n')
+    with open('results.jsonl', 'a') as f:           # the old grader's results file
+        for name in names:
+            f.write(json.dumps({'kind': 'result', 'nodeid': name, 'outcome': 'passed'}) + '\\n')
+    os._exit(0)
+'''
+
+PATCH_PROBE = '''
+import __main__
+import numpy as _np
+
+
+def _everything_passes(check_id, outputs):   # the child's result writer, replaced
+    _np.savez(f'grader-out/{check_id}.npz', passed=_np.ones(1))
+
+
+__main__._save_outputs = _everything_passes
+__main__.json.dump = lambda *args, **kwargs: None    # errors are never written
+try:
+    import _pytest.reports                      # and pytest's reports, if pytest were there
+    _pytest.reports.TestReport.outcome = 'passed'
+except ImportError:
+    pass
+'''
+
+ESCAPE = '''
+import os as _os
+import subprocess as _subprocess
+_subprocess.Popen(['sleep', '401'], start_new_session=True)     # holds the output pipe open
+if _os.fork() == 0:                                               # a double fork, new session, empty env
+    _os.setsid()
+    if _os.fork() == 0:
+        _os.execve('/bin/sleep', ['sleep', '402'], {})
+    _os._exit(0)
+'''
+
+MEMORY_HOG = '''
+    import os, time
+    if not getattr(type(self), 'hogging', False):
+        type(self).hogging = True
+        for _ in range(2):                       # two processes of 450 MB each: 900 MB together
+            if os.fork() == 0:
+                block = bytearray(450 * 2 ** 20)
+                for i in range(0, len(block), 4096):
+                    block[i] = 1
+                time.sleep(600)
+                os._exit(0)
+        time.sleep(600)
+'''
+
+
+def make_class(folder, handout_loss):
+    """The crafted submissions."""
     folder.mkdir()
 
     def write_folder(name, files):
         (folder / name).mkdir()
         for file_name, text in files.items():
+            (folder / name / file_name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name / file_name).write_text(text)
 
+    # honest
     write_folder('correct', {'loss.py': LOSS, 'optimizer.py': OPTIMIZER})
-    # loss.py and optimizer.py as a student of the original homework framework wrote them
     write_folder('original_framework', {'loss.py': textwrap.dedent(ORIGINAL_LOSS),
                                         'optimizer.py': textwrap.dedent(ORIGINAL_OPTIMIZER)})
-    # a zip whose files sit in a sub-folder, with twice the right grad_W
-    wrong = edited(LOSS, "        self.grad_W, self.grad_b = affine_grads(self.Input, delta)\n",
-                   "        self.grad_W, self.grad_b = affine_grads(self.Input, delta)\n"
-                   "        self.grad_W = 2 * self.grad_W\n")
+    wrong = edited(LOSS, "self.grad_W = self.Input.T @ delta", "self.grad_W = 2 * self.Input.T @ delta")
     with zipfile.ZipFile(folder / 'wrong_gradient.zip', 'w') as zf:
         zf.writestr('wrong_gradient/loss.py', wrong)
         zf.writestr('wrong_gradient/optimizer.py', OPTIMIZER)
-    # right numbers, but the loss is summed in a Python loop over the samples
-    looped = edited(LOSS, "        loss, self.prob = softmax_cross_entropy(logits, labels)\n",
-                    "        _, self.prob = softmax_cross_entropy(logits, labels)\n"
-                    "        shifted = logits - logits.max(axis=1, keepdims=True)\n"
-                    "        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))\n"
-                    "        loss = 0.0\n"
-                    "        for n in range(len(labels)):\n"
-                    "            loss -= float(log_prob[n, labels[n]]) / len(labels)\n")
+    looped = edited(LOSS, "loss = -log_prob[np.arange(len(labels)), labels].mean()",
+                    "loss = 0.0\n        for n in range(len(labels)):\n"
+                    "            loss -= float(log_prob[n, labels[n]]) / len(labels)")
     write_folder('loop_based', {'loss.py': looped, 'optimizer.py': OPTIMIZER})
-    crashing = edited(LOSS, "        delta = softmax_cross_entropy_backward(self.prob, self.labels)\n",
-                      "        import os\n        os._exit(3)\n")
-    write_folder('crashing', {'loss.py': crashing, 'optimizer.py': OPTIMIZER})
-    hanging = edited(LOSS, "        match_dtype(self, Input)\n",
-                     "        match_dtype(self, Input)\n        while True:\n            pass\n")
-    write_folder('hanging', {'loss.py': hanging, 'optimizer.py': OPTIMIZER})
+    write_folder('crashing', {'loss.py': at('gradient', 'import os\nos._exit(3)\n'), 'optimizer.py': OPTIMIZER})
+    write_folder('hanging', {'loss.py': at('forward', '''
+        import os, signal, time
+        if not os.path.exists('hung-once'):        # the first call hangs, ignoring the check's alarm
+            open('hung-once', 'w').close()
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)
+            time.sleep(10 ** 6)
+        '''),
+                             'optimizer.py': OPTIMIZER})
     write_folder('missing_file', {'optimizer.py': OPTIMIZER})
-    noisy = edited(LOSS, "        match_dtype(self, Input)\n",
-                   "        match_dtype(self, Input)\n"
-                   "        if not getattr(type(self), 'noisy', False):  # 20 MB, once per process\n"
-                   "            type(self).noisy = True\n"
-                   "            print('x' * 20_000_000, flush=True)\n"
-                   "        import os\n"
-                   "        for place in ('../../escaped.txt', os.path.expanduser('~/escaped.txt')):\n"
-                   "            with open(place, 'w') as f:\n"
-                   "                f.write('was here')\n")
-    write_folder('noisy', {'loss.py': noisy, 'optimizer.py': OPTIMIZER})
+    write_folder('noisy', {'loss.py': at('forward', '''
+        if not getattr(type(self), 'noisy', False):   # 20 MB of output, once per process
+            type(self).noisy = True
+            print('x' * 20_000_000, flush=True)
+        import os
+        for place in ('../../escaped.txt', os.path.expanduser('~/escaped.txt')):
+            with open(place, 'w') as f:
+                f.write('was here')
+        '''), 'optimizer.py': OPTIMIZER})
+    write_folder('with_venv', {'loss.py': LOSS, 'optimizer.py': OPTIMIZER, '.venv/lib/big.bin': 'x' * 2 ** 20,
+                               '.venv/lib/loss.py': 'raise SystemExit', 'data/train-images-idx3-ubyte': 'x',
+                               '__pycache__/loss.cpython-311.pyc': 'x'})
     with zipfile.ZipFile(folder / 'traversal.zip', 'w') as zf:
         zf.writestr('loss.py', LOSS)
         zf.writestr('../../evil.py', 'print("owned")')
+    # hostile: forged results, delegation, leaks, escapes, memory
+    write_folder('forge_results_files', {'loss.py': textwrap.dedent(FORGE_FILES) + handout_loss,
+                                         'optimizer.py': handout_optimizer()})
+    write_folder('forge_patched_writer', {'loss.py': PATCH_PROBE + handout_loss, 'optimizer.py': handout_optimizer()})
+    write_folder('exit_at_import', {'loss.py': 'import os\nos._exit(0)\n' + handout_loss,
+                                    'optimizer.py': handout_optimizer()})
+    write_folder('delegating', {'loss.py': (REPO / 'loss.py').read_text(), 'optimizer.py': OPTIMIZER})
+    write_folder('leaking', {'loss.py': at('forward', HIDDEN_LEAK),
+                             'optimizer.py': OPTIMIZER})
+    write_folder('escaped_child', {'loss.py': ESCAPE + LOSS, 'optimizer.py': OPTIMIZER})
+    write_folder('memory_hog', {'loss.py': at('forward', MEMORY_HOG), 'optimizer.py': OPTIMIZER})
+    # names and formats
+    for name in ('张三', '李四', 'a b', 'a_b', '=2+3', '@SUM(A1)'):
+        write_folder(name, {'loss.py': LOSS, 'optimizer.py': OPTIMIZER})
+    with tarfile.open(folder / 'tarred.tar.gz', 'w:gz') as tf:
+        tf.add(folder / 'correct' / 'loss.py', arcname='loss.py')
+    (folder / 'linked').symlink_to(folder / 'correct', target_is_directory=True)
     (folder / 'notes.txt').write_text('not a submission')
+
+
+HANDOUT = {}
+
+
+def handout_optimizer():
+    return HANDOUT['optimizer.py']
+
+
+def sleeping(seconds):
+    """Pids of the `sleep <seconds>` processes alive now."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f'/proc/{entry}/cmdline').read_bytes()
+                status = Path(f'/proc/{entry}/stat').read_text()
+            except OSError:
+                continue
+            if cmdline.split(b'\0')[:2] == [b'sleep', str(seconds).encode()] and ') Z' not in status:
+                found.append(int(entry))
+    return found
 
 
 @pytest.fixture(scope='module')
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('grading')
-    make_class(tmp / 'submissions')
+    import assignment_files
+    assignment_files.make_handout(REPO, tmp / 'handout', 'softmax')
+    HANDOUT.update({name: (tmp / 'handout' / name).read_text() for name in ('loss.py', 'optimizer.py')})
+    make_class(tmp / 'submissions', HANDOUT['loss.py'])
     scratch = tmp / 'scratch'  # the grader's temporary folders (and what escapes them) go here
     scratch.mkdir()
     env = dict(os.environ, TMPDIR=str(scratch))
-    result = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'grade.py'), str(tmp / 'submissions'), '--out',
-         str(tmp / 'out' / 'grades.csv'), '--time-limit', str(TIME_LIMIT), '--test-timeout',
-         str(TEST_TIMEOUT), '--keyword', KEYWORD, '--jobs', '2'],
-        capture_output=True, text=True, env=env, timeout=300)
+    common = [str(tmp / 'submissions'), '--time-limit', str(TIME_LIMIT), '--check-timeout', str(CHECK_TIMEOUT),
+              '--memory-limit', str(MEMORY_MB), '--jobs', '2']
+    logs = []
+    for shard in ('1/2', '2/2'):
+        out = tmp / f'shard{shard[0]}' / 'grades.csv'
+        result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), *common, '--shard', shard,
+                                 '--out', str(out)], capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        logs.append(result.stdout)
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), '--merge',
+                             str(tmp / 'shard1' / 'grades.csv'), str(tmp / 'shard2' / 'grades.csv'),
+                             '--out', str(tmp / 'out' / 'grades.csv')], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    with open(tmp / 'out' / 'grades.csv', newline='') as f:
+    with open(tmp / 'out' / 'grades.csv', newline='', encoding='utf-8') as f:
         rows = {row['student']: row for row in csv.DictReader(f)}
-    feedback = {path.stem: path.read_text() for path in (tmp / 'out' / 'grades-feedback').iterdir()}
-    return {'rows': rows, 'feedback': feedback, 'tmp': tmp, 'stdout': result.stdout}
+    summary = json.loads((tmp / 'out' / 'grades-summary.json').read_text(encoding='utf-8'))
+    feedback = {name: (tmp / 'out' / 'grades-feedback' / file_name).read_text(encoding='utf-8')
+                for name, file_name in summary['feedback'].items()}
+    return {'rows': rows, 'feedback': feedback, 'tmp': tmp, 'logs': logs, 'summary': summary,
+            'summary_text': (tmp / 'out' / 'grades-summary.txt').read_text(encoding='utf-8')}
 
 
 def score(row):
     return float(row['score']), float(row['max_score'])
 
 
-def test_every_submission_gets_a_row_and_a_feedback_file(graded):
-    names = {'correct', 'original_framework', 'wrong_gradient', 'loop_based', 'crashing', 'hanging', 'missing_file', 'noisy',
-             'traversal'}
-    assert set(graded['rows']) == names
-    assert set(graded['feedback']) == names
-    assert not list((graded['tmp'] / 'out').glob('*.tmp')), "atomic writes left temporary files"
+FULL = sum(POINTS.values())
+NAMES = {'correct', 'original_framework', 'wrong_gradient', 'loop_based', 'crashing', 'hanging', 'missing_file',
+         'noisy', 'with_venv', 'traversal', 'forge_results_files', 'forge_patched_writer', 'exit_at_import',
+         'delegating', 'leaking', 'escaped_child', 'memory_hog', '张三', '李四', 'a b', 'a_b', "'=2+3",
+         "'@SUM(A1)", 'tarred', 'linked'}
 
 
-def test_correct_and_noisy_submissions_score_full_marks(graded):
-    for name in ('correct', 'original_framework', 'noisy'):
-        got, maximum = score(graded['rows'][name])
-        assert got == maximum > 0, graded['feedback'][name]
+def test_every_submission_gets_one_row_and_one_feedback_file(graded):
+    assert set(graded['rows']) == NAMES
+    assert len(graded['feedback']) == len(NAMES)
+    files = sorted(graded['summary']['feedback'].values())
+    assert len(set(f.casefold() for f in files)) == len(files)       # no feedback overwritten
+    assert {'张三.txt', '李四.txt', 'a_b.txt', 'a_b-2.txt'} <= set(files)
+    assert '张三' in graded['feedback']['张三'] and 'Student: 李四' in graded['feedback']['李四']
+    assert not list((graded['tmp'] / 'out').rglob('*.tmp')), "atomic writes left temporary files"
+
+
+def test_formula_names_are_neutralised_in_the_csv(graded):
+    text = (graded['tmp'] / 'out' / 'grades.csv').read_text(encoding='utf-8')
+    assert "\n'=2+3," in text and "\n'@SUM(A1)," in text
+    assert not any(line.startswith(('=', '+', '-', '@')) for line in text.splitlines())
+
+
+def test_honest_complete_submissions_score_full_marks(graded):
+    for name in ('correct', 'original_framework', 'noisy', 'with_venv', '张三', '李四', 'a b', 'a_b', "'=2+3"):
+        assert score(graded['rows'][name]) == (FULL, FULL), graded['feedback'][name.lstrip("'")]
     # what the noisy one wrote outside its folder stayed in the grader's scratch space
     assert not (graded['tmp'] / 'submissions' / 'escaped.txt').exists()
     assert not (REPO / 'escaped.txt').exists()
@@ -125,56 +337,139 @@ def test_correct_and_noisy_submissions_score_full_marks(graded):
 
 def test_wrong_gradient_fails_the_gradient_checks_with_an_actionable_message(graded):
     row, text = graded['rows']['wrong_gradient'], graded['feedback']['wrong_gradient']
-    assert row['tests/test_loss.py::test_gradients_match_numerical_gradient_float64'] == '0'
-    assert row['tests/test_loss.py::test_forward_against_hand_computation'] == '2'
-    assert row['tests/test_optimizer.py::test_momentum_against_hand_computation'] == '2'
-    assert 'SoftmaxCrossEntropyLoss.grad_W (analytic vs numerical gradient): relative error' in text
-    assert 'first differing index' in text
-    assert 0 < score(row)[0] < score(row)[1]
+    assert row['gradients'] == '0' and row['batch_average'] == '0' and row['hidden_random_batches'] == '0'
+    assert row['forward'] == str(POINTS['forward']) and row['momentum'] == str(POINTS['momentum'])
+    assert 'grad_W of batch 0: relative error' in text and 'first differing index' in text
+    assert '[hidden] hidden_random_batches' in text and 'grad_W for a batch of' in text
+    assert 0 < score(row)[0] < FULL
 
 
 def test_loop_based_loses_only_the_vectorisation_point(graded):
     row, text = graded['rows']['loop_based'], graded['feedback']['loop_based']
-    got, maximum = score(row)
-    assert got == maximum - 1, text
-    assert row['tests/test_selfcheck.py::test_forward_is_vectorised'] == '0'
+    assert score(row)[0] == FULL - POINTS['vectorised_forward'], text
+    assert row['vectorised_forward'] == '0'
     assert 'SoftmaxCrossEntropyLoss.forward is not vectorised' in text and 'loss.py line' in text
 
 
 def test_crashing_and_hanging_submissions_are_contained(graded):
     crash, crash_text = graded['rows']['crashing'], graded['feedback']['crashing']
     assert crash['status'] == 'crashed'
-    assert 'crashed during this test (exit code 3)' in crash_text
-    assert score(crash)[0] < score(crash)[1]
+    assert 'ended during this check (exit code 3)' in crash_text
+    assert crash['forward'] == str(POINTS['forward']) and crash['gradients'] == '0'
+    assert crash['momentum'] == str(POINTS['momentum'])     # the checks after the crashes ran in new processes
     hang, hang_text = graded['rows']['hanging'], graded['feedback']['hanging']
-    assert hang['status'] == 'time limit'
-    assert score(hang)[0] < score(hang)[1]
-    assert f'took longer than {TEST_TIMEOUT} s' in hang_text
+    assert hang['status'] == 'time limit' and hang['forward'] == '0'        # it was stopped ...
+    assert 'took longer than' in hang_text
+    assert score(hang)[0] == FULL - POINTS['forward']                    # ... and the other checks ran
 
 
 def test_missing_file_is_graded_as_the_handout_version(graded):
     row, text = graded['rows']['missing_file'], graded['feedback']['missing_file']
     assert 'loss.py was not in your submission: graded the handout version' in text
     assert 'SoftmaxCrossEntropyLoss.forward is not implemented yet' in text
-    # optimizer tests still count; no test of loss.py passes with the handout's loss.py
-    assert row['tests/test_optimizer.py::test_momentum_against_hand_computation'] == '2'
-    assert row['tests/test_loss.py::test_forward_against_hand_computation'] == '0'
-    assert 0 < score(row)[0] < score(row)[1]
+    assert row['momentum'] == str(POINTS['momentum']) and row['forward'] == '0'
 
 
-def test_unsafe_zip_is_refused_unopened(graded):
-    row, text = graded['rows']['traversal'], graded['feedback']['traversal']
-    assert row['status'] == 'invalid submission' and score(row)[0] == 0
-    assert "unsafe path '../../evil.py'" in text
+def test_unsafe_zip_archives_and_links_are_refused_with_a_reason(graded):
+    for name, reason in (('traversal', "unsafe path '../../evil.py'"), ('tarred', 'a .tar.gz archive'),
+                         ('linked', 'symbolic link')):
+        row = graded['rows'][name]
+        assert row['status'] == 'invalid submission' and score(row)[0] == 0
+        assert reason in row['notes'] and reason in graded['feedback'][name]
     assert not (graded['tmp'] / 'evil.py').exists()
 
 
-def test_feedback_names_hidden_tests_but_never_shows_their_code(graded):
-    hidden_source = (REPO / 'tests' / 'hidden' / 'test_hidden_softmax.py').read_text()
-    code_lines = [line.strip() for line in hidden_source.splitlines() if len(line.strip()) >= 20]
-    text = graded['feedback']['wrong_gradient']
-    assert '[hidden] tests/hidden/test_hidden_softmax.py::test_forward_and_gradients_on_random_batches' in text
-    assert 'grad_W for a batch of' in text  # the first line of the hidden message
-    for feedback in graded['feedback'].values():
-        for line in code_lines:
-            assert line not in feedback, f"hidden test code in feedback: {line}"
+def test_forged_results_earn_nothing(graded):
+    for name in ('forge_results_files', 'forge_patched_writer', 'exit_at_import'):
+        assert score(graded['rows'][name])[0] == 0, graded['feedback'][name]
+    assert graded['rows']['exit_at_import']['status'] == 'exited early'
+    assert 'os._exit' in graded['feedback']['exit_at_import']
+
+
+def test_delegating_to_the_handout_stubs_earns_only_the_optimizer(graded):
+    row = graded['rows']['delegating']
+    assert score(row)[0] == sum(POINTS[c] for c in OPTIMIZER_CHECKS), graded['feedback']['delegating']
+    assert row['forward'] == '0' and "is part of the 'mlp' assignment" in graded['feedback']['delegating']
+
+
+def test_no_hidden_or_reference_material_reaches_any_feedback(graded):
+    secret = set()
+    for path in (REPO / 'tests' / 'hidden').glob('*.py'):
+        secret |= {line.strip() for line in path.read_text().splitlines() if len(line.strip()) >= 20}
+    sys.path.insert(0, str(REPO / 'tools'))
+    from checks import load_checks
+    for check in load_checks('softmax', REPO):
+        if check.hidden:
+            secret |= {line.strip() for line in check.child_source().splitlines() if len(line.strip()) >= 20}
+    import assignment_files
+    secret |= {line for line in assignment_files.solution_lines(REPO, assignment_files.load_manifest())
+               if len(line) >= 20}
+    text = graded['feedback']['leaking']
+    assert graded['rows']['leaking']['status'] == 'crashed' and 'End of the output' in text
+    assert 'withheld' in text
+    for name, feedback in graded['feedback'].items():
+        for line in secret:
+            assert line not in feedback, f"{name}: secret line in feedback: {line}"
+        assert not grade.LONG_TOKEN.search(feedback.replace('_', '')), f"{name}: an encoded blob in feedback"
+    assert not any(line in graded['summary_text'] for line in secret)
+
+
+def test_escaped_processes_are_killed_and_grading_finishes(graded):
+    assert score(graded['rows']['escaped_child']) == (FULL, FULL), graded['feedback']['escaped_child']
+    assert sleeping(401) == [] and sleeping(402) == []
+
+
+def test_memory_limit_covers_the_submission_as_a_whole(graded):
+    row = graded['rows']['memory_hog']
+    assert row['status'] == 'memory limit', graded['feedback']['memory_hog']
+    assert f'more than {MEMORY_MB} MB' in graded['feedback']['memory_hog']
+    assert row['forward'] == '0'
+
+
+def test_class_summary_names_what_to_reteach(graded):
+    text = graded['summary_text']
+    assert 'gradients (3 points): ' in text and 'fail (' in text
+    counts = graded['summary']['counts']['gradients']
+    assert counts['graded'] == len(NAMES) and counts['failed'] >= 3
+    for name in NAMES:   # anonymised: no student name in the summary
+        if len(name) > 3 and name not in ('correct', 'hanging', 'crashing'):
+            assert name not in text
+
+
+def test_shards_are_a_deterministic_partition():
+    subs = [(f's{i}', None, None) for i in range(7)]
+    shards = [grade.shard_of(subs, (i, 3)) for i in (1, 2, 3)]
+    assert sorted(sum(shards, [])) == sorted(subs)
+    assert shards == [grade.shard_of(list(reversed(subs)), (i, 3)) for i in (1, 2, 3)]
+
+
+def test_scrub_withholds_quotes_and_cuts_encoded_blobs():
+    secret = {'v=self.momentum*v-self.learning_rate*grad'}
+    assert 'withheld' in grade.scrub('oops: v = self.momentum * v - self.learning_rate * grad', secret)
+    assert grade.scrub('x' * 10 + ' ' + 'QUJD' * 30, secret) == 'x' * 10 + ' [...]'
+    assert grade.scrub('\x1b[31mred\x1b[0m', secret) == 'red'
+
+
+def test_process_guard_kills_escaped_processes_without_blocking_on_their_pipe(tmp_path):
+    import process_guard
+    code = textwrap.dedent('''
+        import os, subprocess
+        subprocess.Popen(['sleep', '403'], start_new_session=True)   # keeps our stdout open
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execve('/bin/sleep', ['sleep', '404'], {})        # no token in its environment
+            os._exit(0)
+        print('bye')
+    ''')
+    result = process_guard.run_contained([sys.executable, '-c', code], cwd=tmp_path,
+                                         env={'PATH': os.environ['PATH']}, time_limit=60)
+    assert result['returncode'] == 0 and result['stopped'] is None and 'bye' in result['output']
+    assert sleeping(403) == [] and sleeping(404) == []
+
+
+def test_process_guard_stops_a_run_at_its_time_limit(tmp_path):
+    import process_guard
+    result = process_guard.run_contained([sys.executable, '-c', 'import time; time.sleep(1000)'], cwd=tmp_path,
+                                         env={'PATH': os.environ['PATH']}, time_limit=3)
+    assert result['stopped'] == 'time limit' and result['returncode'] is None

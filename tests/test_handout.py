@@ -36,7 +36,7 @@ def test_softmax_handout_has_no_solution_text(softmax_handout):
     assert handout.find_leaks(REPO, softmax_handout, MANIFEST) == []
     secret = handout.solution_lines(REPO, MANIFEST)
     # the homework's own lines and those of the shared helpers it calls
-    for line in ('logits = affine_forward(Input, self.W, self.b)', 'v = self.momentum * v - self.learning_rate * grad',
+    for line in ('logits = affine_forward(Input, self.W, self.b)', 'v -= self.learning_rate * grad',
                  'return Input @ W + b', 'grad_W = Input.T @ delta'):
         assert line in secret
     text = '\n'.join(p.read_text(errors='ignore') for p in softmax_handout.rglob('*') if p.is_file())
@@ -88,8 +88,10 @@ def test_todo_frames_kept_and_regions_raise(softmax_handout):
                 inside = False
             elif not inside:
                 outside.append(line)
-        student_lines = ['<raise>' if line.strip().startswith('raise NotImplementedError(') else line
-                         for line in student.split('\n')]
+
+        def raises_marked(lines):   # a region became one raise; raises of the frame stay raises
+            return ['<raise>' if line.strip().startswith('raise NotImplementedError(') else line for line in lines]
+        outside, student_lines = raises_marked(outside), raises_marked(student.split('\n'))
         assert student_lines == outside, name
     loss = (softmax_handout / 'loss.py').read_text()
     assert ("        raise NotImplementedError('SoftmaxCrossEntropyLoss.forward is not implemented yet: "
@@ -177,7 +179,8 @@ def test_any_assignment_any_notebook(tmp_path):
     summary = handout.make_handout(root, out, 'demo', manifest)
     assert (summary['todo_regions'], summary['stubbed_regions']) == (3, 1)
     files = {p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file()}
-    assert files == {'helpers.py', 'work.py', 'notes.ipynb', 'tests/test_demo.py', 'tests/test_plain.py'}
+    assert files == {'.gitignore', 'tools/submission.json', 'helpers.py', 'work.py', 'notes.ipynb', 'tests/test_demo.py',
+                     'tests/test_plain.py'}
     work = (out / 'work.py').read_text()
     assert ("        # Hint: square it.\n        raise NotImplementedError('Thing.compute is not implemented yet: "
             "replace this raise with your code (see the TODO above, in work.py)')\n        return result") in work
@@ -235,7 +238,8 @@ def test_validation_passes_on_the_reference():
     result = subprocess.run([sys.executable, str(REPO / 'tools' / 'handout.py'), '--validate', '--assignment',
                              'softmax'], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'reference: ' in result.stdout and 'Validation passed for: softmax' in result.stdout
+    assert 'checks: the reference passes' in result.stdout and "the handout's own files earn 0 points" in result.stdout
+    assert 'Validation passed for: softmax' in result.stdout
     assert 'marked ones fail (as they must)' in result.stdout
 
 
@@ -248,3 +252,20 @@ def test_instructor_notes_stay_out_of_the_handout_readme(softmax_handout):
     assert handout.strip_instructor_notes('a\n<!-- BEGIN INSTRUCTORS -->\nsecret\n<!-- END INSTRUCTORS -->\nb\n') == 'a\nb\n'
     with pytest.raises(handout.HandoutError, match='unbalanced'):
         handout.strip_instructor_notes('<!-- BEGIN INSTRUCTORS -->\nsecret\n')
+
+
+def test_handout_knows_what_to_hand_in_and_says_its_self_check_is_public(softmax_handout):
+    info = json.loads((softmax_handout / 'tools' / 'submission.json').read_text())
+    assert info == {'assignment': 'softmax', 'files': MANIFEST['assignments']['softmax']['student_files'],
+                    'hidden_checks': True}
+    assert (softmax_handout / 'tools' / 'submit.py').is_file()
+    for grading in ('tools/checks', 'tools/_probe_child.py', 'tools/process_guard.py', 'tools/assignment_files.py'):
+        assert not (softmax_handout / grading).exists(), grading
+    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                             'tests/test_submit.py'], cwd=softmax_handout, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert 'Self-check: these are the public tests. Grading runs its own checks' in result.stdout
+    sys.path.insert(0, str(REPO / 'tests'))
+    import public_checks_note
+    assert public_checks_note.public_checks_note() is None   # the instructor's repository: no note

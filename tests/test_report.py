@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import make_tiny_mnist
@@ -72,7 +73,8 @@ def test_report_has_the_expected_sections_and_figures(tiny_report):
     assert first_page_of == sorted(first_page_of)            # (a), (b), (c) in order
     for experiment in make_report.EXPERIMENTS:                 # one page per experiment
         assert f'{experiment.section}: {experiment.title}' in pages
-    assert len(results['figures']) == len(make_report.EXPERIMENTS)
+    # one per experiment, and the three pictures of the momentum run (model_pictures.py)
+    assert len(results['figures']) == len(make_report.EXPERIMENTS) + 3
     for name in results['figures']:
         assert (out / name).read_bytes().startswith(b'\x89PNG')
     assert (out / 'results.json').exists()
@@ -183,7 +185,8 @@ def test_cache_key_follows_what_changes_the_result(tmp_path):
 
 
 def test_damaged_cache_file_is_retrained(tmp_path):
-    record = {'format': runs.CACHE_FORMAT, 'key': 'abc'}
+    record = dict({field: None for field in runs.RECORD_FIELDS}, format=runs.CACHE_FORMAT, key='abc',
+                  history={name: [] for name in runs.HISTORY_KEYS})
     runs.save_record(tmp_path, record)
     assert runs.load_cached(tmp_path, 'abc') == record
     runs.cache_path(tmp_path, 'abc').write_text('{"format": 1, "key": "ab')   # cut short
@@ -339,3 +342,152 @@ def test_quick_report_on_mnist_from_the_command_line(tmp_path):
     default = results['runs'][results['experiments'][0]['runs'][0]['key']]
     assert default['test_acc'] > 0.85                          # 2 epochs of the real homework
     check_observations_against_results(results)
+
+
+# ---------------------------------------------------------------------------
+# The student's report, the thread policy, bad situations
+# ---------------------------------------------------------------------------
+
+def test_student_report_leaves_the_analysis_to_the_student(tiny_report, tmp_path):
+    # Every correct student gets the same numbers (seed 0): the computed
+    # observations would be everyone's identical analysis. The student report
+    # has the figures and tables, and each page's question with the student's text.
+    analysis = tmp_path / 'analysis.md'
+    results = make_report.main(quick_args(tiny_report['data'], tmp_path / 'out', tiny_report['cache'],
+                                          '--student', '--analysis', str(analysis)))
+    text = analysis.read_text()                     # written with the questions, once
+    for experiment in make_report.EXPERIMENTS:
+        assert f'## {experiment.name}\n' in text and experiment.question in text
+    assert results['audience'] == 'student'
+    assert all(e['observations'] == [] and e['analysis'] is None for e in results['experiments'])
+
+    analysis.write_text(text.replace('## momentum\n', '## momentum\nMy own words on momentum.\n'))
+    results = make_report.main(quick_args(tiny_report['data'], tmp_path / 'out', tiny_report['cache'],
+                                          '--student', '--analysis', str(analysis)))
+    written = {e['name']: e['analysis'] for e in results['experiments']}
+    assert written.pop('momentum') == 'My own words on momentum.'   # the question line is not copied
+    assert set(written.values()) == {None}
+    assert pdf_page_count((tmp_path / 'out' / 'report.pdf').read_bytes()) == len(results['pages'])
+    assert tiny_report['results']['audience'] == 'instructor'       # the reference's default
+
+
+def test_reference_is_told_from_a_handout(tmp_path):
+    assert make_report.is_reference()              # this repository holds the solution regions
+    (tmp_path / 'loss.py').write_text("raise NotImplementedError('x is not implemented yet')\n")
+    assert not make_report.is_reference(tmp_path)
+    (tmp_path / 'loss.py').write_text('### BEGIN SOLUTION softmax\nx = 1\n### END SOLUTION\n')
+    assert make_report.is_reference(tmp_path)
+
+
+def test_report_started_directly_uses_one_blas_thread(tmp_path):
+    # python report/make_report.py, as the README says, without any thread setting.
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')}
+    done = subprocess.run([sys.executable, str(REPO_ROOT / 'report' / 'make_report.py'),
+                           *quick_args(data, tmp_path / 'out', tmp_path / 'cache')],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    machine = json.loads((tmp_path / 'out' / 'results.json').read_text())['machine']
+    assert machine['blas_threads'].startswith('OPENBLAS_NUM_THREADS=1'), machine
+    if machine['blas_threads_in_use'] is not None:            # known where OpenBLAS can be asked
+        assert machine['blas_threads_in_use'] == 1
+    assert 'BLAS threads: OPENBLAS_NUM_THREADS=1' in done.stdout
+
+
+def test_cache_entry_missing_a_field_is_stale(tiny_report, tmp_path):
+    key = next(iter(tiny_report['results']['runs']))
+    record = runs.load_cached(tiny_report['cache'], key)
+    assert record is not None
+    for field in ('history', 'test_acc', 'updates_per_epoch'):
+        damaged = {k: v for k, v in record.items() if k != field}
+        runs.save_record(tmp_path, damaged)
+        assert runs.load_cached(tmp_path, key) is None, f'a record without {field!r} must be retrained'
+    damaged = dict(record, history={k: v for k, v in record['history'].items() if k != 'iter_loss'})
+    runs.save_record(tmp_path, damaged)
+    assert runs.load_cached(tmp_path, key) is None
+
+
+def test_unwritable_cache_folder_fails_before_training(tmp_path, monkeypatch):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    (tmp_path / 'not-a-folder').write_text('a file where the cache folder should be')
+    calls = counting_train_run(monkeypatch)
+    with pytest.raises(SystemExit) as stopped:
+        make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'not-a-folder' / 'cache'),
+                         experiments=small_experiments())
+    message = str(stopped.value.code)
+    assert 'cannot write the cache in' in message and '--cache-dir' in message, message
+    assert calls == [], 'nothing may be trained when the results cannot be kept'
+
+
+def test_ctrl_c_while_writing_the_pdf_keeps_the_old_report(tmp_path, monkeypatch, capsys):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    args = quick_args(data, tmp_path / 'out', tmp_path / 'cache')
+    make_report.main(args, experiments=small_experiments())
+    old_pdf = (tmp_path / 'out' / 'report.pdf').read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(make_report.pages.ReportWriter, 'finish_page', interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        make_report.main(args, experiments=small_experiments())
+    assert stopped.value.code == 130
+    assert 'Interrupted while writing the report' in capsys.readouterr().err
+    assert (tmp_path / 'out' / 'report.pdf').read_bytes() == old_pdf
+    assert not [p for p in (tmp_path / 'out').rglob('*.tmp')]
+
+
+def test_temporary_files_of_killed_runs_are_cleaned(tmp_path):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    finished = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                              capture_output=True, text=True)
+    dead_pid = int(finished.stdout)                # a process that no longer runs
+    (tmp_path / 'cache').mkdir()
+    (tmp_path / 'out').mkdir()
+    stale = [tmp_path / 'cache' / f'.run-0123.json.{dead_pid}.x1y2.tmp',
+             tmp_path / 'out' / f'.report.pdf.{dead_pid}.a1b2.tmp']
+    for path in stale:
+        path.write_text('half a file')
+    make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'cache'),
+                     experiments=small_experiments()[:1])
+    assert not any(path.exists() for path in stale)
+
+
+def _entry(label, value, losses, updates_per_epoch):
+    return {'label': label, 'value': value, 'record': {'history': {'iter_loss': losses}},
+            'summary': {'status': 'ok', 'updates_per_epoch': updates_per_epoch}}
+
+
+def test_dense_per_batch_curve_does_not_cover_the_panel():
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots()
+    # batch 10: 5500 noisy losses per epoch; batch 100: 550.
+    make_report.pages.plot_batch_losses(ax, [
+        _entry('batch = 10', 10, list(2 * rng.random(55000)), 5500),
+        _entry('batch = 100', 100, list(rng.random(5500)), 550)])
+    raw_sizes = sorted(len(line.get_xdata()) for line in ax.lines if line.get_alpha())
+    plt.close(fig)
+    assert raw_sizes == [5500] or all(n <= make_report.pages.MAX_RAW_POINTS for n in raw_sizes)
+    assert all(n <= max(make_report.pages.MAX_RAW_POINTS, 5500) for n in raw_sizes)
+    assert 55000 not in raw_sizes, 'the raw curve of batch 10 must not be drawn'
+
+
+def test_momentum_sweep_tick_labels_do_not_collide():
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import Bbox
+    fig = plt.figure(figsize=(3.6, 2.6))            # about a quarter of the report's plot area
+    ax = fig.add_subplot()
+    entries = [{'label': f'momentum = {m}', 'value': m,
+                'summary': {'status': 'ok', 'final_val_acc': 0.9, 'test_acc': 0.9}}
+               for m in (0.0, 0.5, 0.9, 0.99)]
+    make_report.pages.plot_accuracy_vs_value(ax, entries, 'momentum')
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    pad = 3 * fig.dpi / 72                          # at least 3 points of space between labels
+    boxes = [label.get_window_extent(renderer) for label in ax.get_xticklabels()]
+    boxes = [Bbox.from_extents(b.x0 - pad, b.y0, b.x1 + pad, b.y1) for b in boxes]
+    plt.close(fig)
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1:]:
+            assert not first.overlaps(second), 'two tick labels (almost) touch'

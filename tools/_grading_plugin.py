@@ -1,6 +1,8 @@
-"""pytest plugin used by tools/grade.py and tools/handout.py --validate.
+"""pytest plugin used by tools/handout.py --validate to observe the tests of a
+reference or a fresh handout (trusted code only: grading itself does not run
+pytest, see tools/grade.py).
 
-Loaded with `-p _grading_plugin` from a folder the grader controls. It writes
+Loaded with `-p _grading_plugin` from a folder the validation controls. It writes
 one JSON object per line to the file named by GRADER_RESULTS, as soon as each
 event happens, so that the results of the tests that ran survive a
 submission that later crashes or hangs:

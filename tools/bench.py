@@ -1,7 +1,8 @@
-"""Speed and memory of the homework model, against PyTorch where it is installed.
+"""Speed and memory of the homework model, an MLP and the course's CNN, against PyTorch where it is installed.
 
-    python tools/bench.py                 # homework model and a 784-256-10 MLP, 1 and 2 BLAS threads
+    python tools/bench.py                 # homework model, a 784-256-10 MLP and the CNN, 1 and 2 BLAS threads
     python tools/bench.py --epochs 5 --models softmax --threads 1
+    python tools/bench.py --models cnn --threads 1 --epochs 3 --repeats 3   # the CNN target (issue 9)
 
 Every measurement runs in a fresh process, because the BLAS thread count
 (OPENBLAS_NUM_THREADS and friends) is read when NumPy is imported. Each
@@ -10,7 +11,14 @@ process trains for --epochs epochs on the shipped MNIST (batch 100, momentum
 median seconds per training epoch, the peak memory NumPy allocates during a
 training epoch (tracemalloc, in a separate untimed epoch) and the process's
 peak resident memory. The machine is
-shared and has 2 cores: quote medians and ratios, not single runs.
+shared and has 2 cores: quote medians and ratios, not single runs. With
+--repeats R the NumPy and PyTorch runs alternate R times, and with
+--together they run at the same time, so that both see the same load; the table gives each pair's ratio and the median ratio. CPU
+seconds per epoch (time.process_time, validation excluded) are printed too:
+they move less than wall-clock seconds when other processes share the cores.
+
+The CNN is the course's network: conv 1->8 3x3 pad 1, ReLU, max-pool 2;
+conv 8->16 3x3 pad 1, ReLU, max-pool 2; reshape; FC 784->128, ReLU, FC 128->10.
 
 PyTorch is never a dependency of the framework: it is used here only as a
 side-by-side reference, when it happens to be installed.
@@ -28,10 +36,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 THREAD_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
-MODELS = {'softmax': [], 'mlp256': [256]}  # hidden sizes; 'softmax' is the homework model
+# Solver cfg of each model; 'softmax' is the homework model, 'cnn' the course's CNN.
+MODELS = {'softmax': {'hidden_sizes': []}, 'mlp256': {'hidden_sizes': [256]}, 'cnn': {'model': 'cnn'}}
 
 
-def numpy_worker(hidden_sizes, epochs, data_root):
+def numpy_worker(model_cfg, epochs, data_root):
     """Train our framework; return per-epoch seconds and memory figures."""
     import resource
     import tracemalloc
@@ -39,9 +48,21 @@ def numpy_worker(hidden_sizes, epochs, data_root):
     sys.path.insert(0, str(ROOT))
     from solver import Solver
 
-    cfg = {'data_root': data_root, 'max_epoch': epochs, 'hidden_sizes': hidden_sizes, 'verbose': False}
+    cfg = dict(model_cfg, data_root=data_root, max_epoch=epochs, verbose=False)
     solver = Solver(cfg)
+    validation_cpu = []
+    validate = solver.validate
+
+    def timed_validate():
+        start = time.process_time()
+        result = validate()
+        validation_cpu.append(time.process_time() - start)
+        return result
+
+    solver.validate = timed_validate
+    start_cpu = time.process_time()
     solver.train()  # timed without tracemalloc, which slows every allocation down
+    train_cpu = time.process_time() - start_cpu - sum(validation_cpu)
     max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # Memory: one more epoch with tracemalloc on, after the data is loaded, so
@@ -52,12 +73,29 @@ def numpy_worker(hidden_sizes, epochs, data_root):
     _, peak_traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {'epoch_seconds': solver.history['epoch_time'],
+            'epoch_cpu_seconds': train_cpu / epochs,
             'train_acc': solver.history['train_acc'][-1],
             'peak_traced_mb': peak_traced / 2 ** 20,
             'max_rss_mb': max_rss_mb}
 
 
-def torch_worker(hidden_sizes, epochs, data_root, threads):
+def torch_model(model_cfg, num_inputs):
+    """The PyTorch twin of a MODELS entry."""
+    import torch
+
+    nn = torch.nn
+    if model_cfg.get('model') == 'cnn':
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    layers, width = [], num_inputs
+    for hidden in model_cfg['hidden_sizes']:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def torch_worker(model_cfg, epochs, data_root, threads):
     """Train the same model with PyTorch on the same batches."""
     import resource
 
@@ -69,16 +107,13 @@ def torch_worker(hidden_sizes, epochs, data_root, threads):
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    loader = build_dataloader(data_root, epochs, 100, shuffle=True, mode='train', seed=0)
-    layers, width = [], loader.dataset.images.shape[1]
-    for hidden in hidden_sizes:
-        layers += [torch.nn.Linear(width, hidden), torch.nn.ReLU()]
-        width = hidden
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+    as_images = model_cfg.get('model') == 'cnn'
+    loader = build_dataloader(data_root, epochs, 100, shuffle=True, mode='train', seed=0, as_images=as_images)
+    model = torch_model(model_cfg, loader.dataset.images.shape[1])
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-    epoch_seconds, correct = [], 0
+    epoch_seconds, correct, start_cpu = [], 0, time.process_time()
     for _ in range(epochs):
         start, correct = time.perf_counter(), 0
         for images, labels in loader:
@@ -90,7 +125,8 @@ def torch_worker(hidden_sizes, epochs, data_root, threads):
             optimizer.step()
             correct += int((logits.argmax(1) == y).sum())
         epoch_seconds.append(time.perf_counter() - start)
-    return {'epoch_seconds': epoch_seconds, 'train_acc': correct / len(loader.dataset),
+    return {'epoch_seconds': epoch_seconds, 'epoch_cpu_seconds': (time.process_time() - start_cpu) / epochs,
+            'train_acc': correct / len(loader.dataset),
             'peak_traced_mb': float('nan'),
             'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             'torch_version': torch.__version__, 'numpy_version': np.__version__}
@@ -111,15 +147,26 @@ def matmul_worker(repeats=200):
     return {'median_us': statistics.median(times) * 1e6}
 
 
-def run_worker(kind, model, threads, epochs, data_root):
-    """Run one measurement in a fresh process with `threads` BLAS threads."""
+def start_worker(kind, model, threads, epochs, data_root):
+    """Start one measurement in a fresh process with `threads` BLAS threads."""
     env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
     command = [sys.executable, __file__, '--worker', kind, '--models', model, '--epochs', str(epochs),
                '--data-root', data_root, '--threads', str(threads)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{kind} worker failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return kind, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_worker(started):
+    """Wait for a worker from start_worker; return its result dict."""
+    kind, process = started
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{stderr[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def run_worker(kind, model, threads, epochs, data_root):
+    """Run one measurement in a fresh process and wait for it."""
+    return finish_worker(start_worker(kind, model, threads, epochs, data_root))
 
 
 def torch_available():
@@ -131,6 +178,10 @@ def main(argv=None):
     parser.add_argument('--epochs', type=int, default=5, help='epochs per measurement (median taken)')
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
+    parser.add_argument('--repeats', type=int, default=1, help='alternating NumPy/PyTorch runs per setting')
+    parser.add_argument('--together', action='store_true',
+                        help='run the NumPy and PyTorch workers at the same time (one thread each), so that '
+                             'on a shared machine both meet the same load; needs a core per worker')
     parser.add_argument('--data-root', default=str(ROOT / 'data'))
     parser.add_argument('--worker', choices=['numpy', 'torch', 'matmul'], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -156,20 +207,42 @@ def main(argv=None):
     with_torch = torch_available()
     if not with_torch:
         print("PyTorch is not installed: NumPy figures only (pip install torch==2.13.0 to compare).")
-    print(f"\n{'model':<8} {'threads':>7} {'numpy s/epoch':>14} {'torch s/epoch':>14} {'numpy/torch':>12} "
-          f"{'numpy peak alloc':>17} {'numpy max RSS':>14}")
+    print("\nSeconds per training epoch (median over the epochs of a run): wall clock, and CPU time in brackets.")
+    print(f"{'model':<8} {'threads':>7} {'run':>3} {'numpy s/epoch':>16} {'torch s/epoch':>16} "
+          f"{'numpy/torch':>12} {'numpy peak alloc':>17} {'numpy max RSS':>14} {'torch max RSS':>14}")
     for model in args.models:
         for threads in args.threads:
-            ours = run_worker('numpy', model, threads, args.epochs, args.data_root)
-            ours_s = statistics.median(ours['epoch_seconds'])
-            theirs_s = ratio = float('nan')
-            if with_torch:
-                theirs = run_worker('torch', model, threads, args.epochs, args.data_root)
-                theirs_s = statistics.median(theirs['epoch_seconds'])
-                ratio = ours_s / theirs_s
-            print(f"{model:<8} {threads:>7} {ours_s:>14.3f} {theirs_s:>14.3f} {ratio:>12.2f} "
-                  f"{ours['peak_traced_mb']:>14.1f} MB {ours['max_rss_mb']:>11.0f} MB")
-
+            wall_ratios, cpu_ratios, ours_all, theirs_all = [], [], [], []
+            for run in range(1, args.repeats + 1):
+                # NumPy and PyTorch alternate (or run at once with --together),
+                # so that both meet the same load.
+                started = start_worker('numpy', model, threads, args.epochs, args.data_root)
+                if with_torch and args.together:
+                    other = start_worker('torch', model, threads, args.epochs, args.data_root)
+                ours = finish_worker(started)
+                ours_s = statistics.median(ours['epoch_seconds'])
+                ours_all.append(ours_s)
+                theirs_s = theirs_cpu = ratio = float('nan')
+                theirs_rss = ''
+                if with_torch:
+                    if not args.together:
+                        other = start_worker('torch', model, threads, args.epochs, args.data_root)
+                    theirs = finish_worker(other)
+                    theirs_s, theirs_cpu = statistics.median(theirs['epoch_seconds']), theirs['epoch_cpu_seconds']
+                    theirs_all.append(theirs_s)
+                    ratio = ours_s / theirs_s
+                    wall_ratios.append(ratio)
+                    cpu_ratios.append(ours['epoch_cpu_seconds'] / theirs_cpu)
+                    theirs_rss = f"{theirs['max_rss_mb']:>11.0f} MB"
+                print(f"{model:<8} {threads:>7} {run:>3} {ours_s:>7.2f} ({ours['epoch_cpu_seconds']:>6.2f}) "
+                      f"{theirs_s:>7.2f} ({theirs_cpu:>6.2f}) {ratio:>12.2f} "
+                      f"{ours['peak_traced_mb']:>14.1f} MB {ours['max_rss_mb']:>11.0f} MB {theirs_rss}", flush=True)
+            if with_torch and args.repeats > 1:
+                print(f"{model:<8} {threads:>7} median of {args.repeats} runs: numpy {statistics.median(ours_all):.2f} s, "
+                      f"torch {statistics.median(theirs_all):.2f} s per epoch; numpy/torch wall "
+                      f"{statistics.median(wall_ratios):.2f} (range {min(wall_ratios):.2f}-{max(wall_ratios):.2f}), "
+                      f"CPU {statistics.median(cpu_ratios):.2f} (range {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})",
+                      flush=True)
 
 if __name__ == '__main__':
     main()

@@ -1,79 +1,96 @@
-"""Grade a class: run the public and hidden tests of an assignment on every submission.
+"""Grade a class: run the graded checks of an assignment on every submission.
 
     python tools/grade.py SUBMISSIONS_DIR --out grades.csv
-    python tools/grade.py SUBMISSIONS_DIR --out grades.csv --assignment softmax --jobs 4
+    python tools/grade.py SUBMISSIONS_DIR --out grades.csv --jobs 2 --shard 1/4
+    python tools/grade.py --merge shard-*/grades.csv --out grades.csv
 
 SUBMISSIONS_DIR holds one folder or one .zip per student, named after the
 student, with the files of the handout the student edited (for softmax:
-loss.py, optimizer.py, runner.ipynb). Other files are ignored; a file found
-in a single sub-folder (alice.zip -> alice/loss.py) is found too.
+loss.py, optimizer.py, runner.ipynb). Other files, a virtual environment,
+data files and caches inside a submission are ignored; a file found in a
+single sub-folder (alice.zip -> alice/loss.py) is found too.
 
-For every submission the grader
-1. reads the student's files without running anything: zips are read in
-   memory, members with absolute paths, '..', or links are refused, nothing
-   is ever unpickled;
-2. makes a fresh temporary copy of the reference framework (public and
-   hidden tests included, instructor tools excluded) and overlays the
-   student's files; a file the student did not hand in is replaced by its
-   handout version (a TODO that raises NotImplementedError), never by the
-   reference;
-3. runs pytest on it in its own process, with cwd, HOME and TMPDIR set to the
-   copy, a time limit per test and for the whole run, a cap on file sizes
-   and memory, and a small pytest plugin (tools/_grading_plugin.py) that
-   writes each test's result to a file outside the copy as it happens. If
-   the process crashes, the tests not yet run are run again in a new
-   process, without the one that crashed;
-4. gives each test marked @pytest.mark.solution(<assignment>) its points
-   from tools/assignments.json.
+How a verdict is reached (see tools/checks/__init__.py):
+1. The submission is read without running anything: zips are read in memory,
+   members with absolute paths, '..' or links are refused, nothing is
+   unpickled.
+2. The grader draws every check's inputs from a seed chosen for this grading
+   run, and computes the expected outputs by running the checks on the
+   reference modules in its own process (reference code is trusted).
+3. The student's code runs in a child process (tools/process_guard.py: its
+   own session, every descendant tracked and killed, time and whole-submission
+   memory limits, output drained by a thread) whose working folder is a copy
+   of the *handout* (every solution region in its student form; no reference
+   solution, hidden test or unreleased assignment) with the student's graded
+   files overlaid. The child program (tools/_probe_child.py and the checks'
+   child functions) arrives on its standard input and is never written to
+   disk; nothing in its arguments or environment names the instructor's
+   folder.
+4. The child returns numbers only (.npz, read with allow_pickle=False and
+   checked for names, shapes and dtypes); the grader compares them with the
+   expected values and writes the feedback itself. Free text from student
+   code (exception messages, output) is truncated and scrubbed of anything
+   matching hidden material or the reference solution.
+A child that crashes during a check is restarted for the checks left; a
+check over its time limit is stopped and the rest run in a new child.
 
-The reference itself is graded first, the same way; it must score full
-marks, and its list of tests is the list every submission is scored on.
-Submissions are graded in parallel, one process per available core.
+Output: the CSV (one row per submission, one column of points per check;
+cells that a spreadsheet would read as a formula are neutralised), a feedback
+file per submission, and a class summary (for each check, the share of
+students failing it and the most common failure message).
 
-Output: the CSV (one row per student, one column per test) and a feedback
-file per student (feedback folder beside the CSV) with each test's name,
-points and message. Hidden tests are shown by name with the first line of
-their message only, never their code.
-
-What this does NOT protect against: submissions run with your user's
-rights. Malicious code could read the hidden tests from its copy, overwrite
-its own result file, or touch any file you can write. Grade untrusted
-submissions inside a container or as an unprivileged user.
+What this does NOT protect against: the child runs with the grader's user
+rights. It cannot change a verdict, but it could read files that user can
+read (the instructor's folder included, e.g. found through the Python
+interpreter's path) and write them somewhere, or signal the grader. Grade
+untrusted submissions as a dedicated unprivileged user or in a container.
 """
 
 import argparse
 import concurrent.futures
-import contextlib
 import csv
 import json
 import os
 import re
+import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
+# One BLAS thread unless the caller says otherwise (the project's thread policy); set before
+# NumPy is imported. Submissions are graded in parallel with --jobs instead.
+for _variable in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_variable, '1')
+
+import numpy as np  # noqa: E402
+
 TOOLS = Path(__file__).resolve().parent
-for folder in (TOOLS.parent, TOOLS):   # the framework's modules, and tools/handout.py
+for folder in (TOOLS.parent, TOOLS):   # the reference's modules, and tools/ (checks, ...)
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-import handout  # noqa: E402  (tools/handout.py: manifest, file lists, regions)
-from dataloader import atomic_write  # noqa: E402  (temporary file, then rename)
+import assignment_files as af  # noqa: E402  (manifest, handout machinery)
+import process_guard  # noqa: E402
+from checks import CheckFailed, load_checks, load_outputs  # noqa: E402
+from fileio import atomic_write  # noqa: E402  (temporary file, then rename)
 
-PLUGIN = TOOLS / '_grading_plugin.py'
+PROBE = TOOLS / '_probe_child.py'
 MAX_FILE_BYTES = 5 * 2 ** 20          # one submitted file
-MAX_ZIP_BYTES = 100 * 2 ** 20         # everything in one zip, uncompressed
-MAX_OUTPUT_BYTES = 64 * 2 ** 20       # any file the tests write (RLIMIT_FSIZE)
-MEMORY_LIMIT_BYTES = 4 * 2 ** 30      # address space of the test process (RLIMIT_AS)
-MAX_RUNS = 4                          # pytest runs per submission (restarts after crashes)
-PUBLIC_MESSAGE_CHARS = 1500
-HIDDEN_MESSAGE_CHARS = 300
+MAX_ZIP_BYTES = 100 * 2 ** 20         # what is read from one zip, uncompressed (ignored folders excluded)
+MAX_RUNS = 20                         # child processes per submission (restarts after crashes / stuck checks)
+GRACE_SECONDS = 5                     # a check's own alarm fires first; the grader stops it after this
+MESSAGE_CHARS = 300                   # free text from student code, per check
+OUTPUT_LINES, OUTPUT_LINE_CHARS = 12, 200   # end of the output shown when the run did not end normally
+ARCHIVES = ('.tar', '.tar.gz', '.tgz', '.tar.bz2', '.tbz2', '.tar.xz', '.txz', '.gz', '.bz2', '.xz',
+            '.rar', '.7z')
+# Inside a submission: folders and files never read (a zipped virtual environment is not an error).
+IGNORED_FOLDERS = {'.venv', 'venv', 'env', '__pycache__', '.ipynb_checkpoints', '.pytest_cache', '.git',
+                   'data', 'node_modules', '.idea', '.vscode', '__MACOSX', 'outputs', 'cache', 'build'}
+IGNORED_SUFFIXES = ('.pyc', '.pyo', '-ubyte', '-ubyte.gz', '.npz', '.npy', '.pkl', '.pt')
 
 
 class SubmissionError(Exception):
@@ -92,13 +109,39 @@ def available_cores():
 
 
 def safe_name(name):
-    """A student name usable as a file name."""
-    return re.sub(r'[^A-Za-z0-9._-]+', '_', name).strip('._') or 'student'
+    """A student name usable as a file name (Unicode letters kept)."""
+    return re.sub(r'[^\w.-]+', '_', name).strip('._') or 'student'
+
+
+def unique_file_names(names):
+    """{name: file stem}: safe_name, made unique (case-insensitively) with -2, -3, ..."""
+    taken, out = set(), {}
+    for name in names:
+        base = safe_name(name)
+        stem, n = base, 1
+        while stem.casefold() in taken:
+            n += 1
+            stem = f"{base}-{n}"
+        taken.add(stem.casefold())
+        out[name] = stem
+    return out
+
+
+def csv_cell(value):
+    """A CSV cell a spreadsheet shows as text: a leading = + - @ (or tab, CR) gets a quote mark."""
+    text = str(value)
+    return "'" + text if text[:1] in ('=', '+', '-', '@', '\t', '\r') else text
 
 
 # ---------------------------------------------------------------------------
 # Reading a submission (never executing or unpickling it)
 # ---------------------------------------------------------------------------
+
+def _ignored(rel):
+    parts = PurePosixPath(rel).parts
+    return (any(part in IGNORED_FOLDERS or part.endswith('.egg-info') for part in parts[:-1])
+            or parts[-1].endswith(IGNORED_SUFFIXES) or parts[-1].startswith('._'))
+
 
 def _check_member_name(name):
     path = PurePosixPath(name.replace('\\', '/'))
@@ -120,11 +163,13 @@ def _list_zip(path):
         name = _check_member_name(info.filename)
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             raise SubmissionError(f"the zip contains a symbolic link ({info.filename!r}); it was not opened")
+        if info.is_dir() or _ignored(name):
+            continue
         total += info.file_size
         if total > MAX_ZIP_BYTES:
-            raise SubmissionError(f"the zip unpacks to more than {MAX_ZIP_BYTES // 2 ** 20} MB; it was not opened")
-        if not info.is_dir():
-            members[name] = info
+            raise SubmissionError(f"the zip unpacks to more than {MAX_ZIP_BYTES // 2 ** 20} MB (a virtual "
+                                  f"environment, data and caches not counted); it was not opened")
+        members[name] = info
 
     def loader(info):
         if info.file_size > MAX_FILE_BYTES:
@@ -140,10 +185,11 @@ def _list_zip(path):
 def _list_folder(path):
     files = {}
     for folder, dirs, names in os.walk(path):  # os.walk does not follow links to folders
+        dirs[:] = [d for d in dirs if d not in IGNORED_FOLDERS and not d.endswith('.egg-info')]
         for name in names:
             full = Path(folder) / name
             rel = full.relative_to(path).as_posix()
-            if full.is_symlink() or not full.is_file():
+            if full.is_symlink() or not full.is_file() or _ignored(rel):
                 continue
 
             def loader(full=full):
@@ -158,8 +204,6 @@ def read_submission(path, spec):
     """({student file: bytes}, [notes]) from a submission folder or zip."""
     path = Path(path)
     members = _list_zip(path) if path.suffix.lower() == '.zip' else _list_folder(path)
-    members = {name: load for name, load in members.items()
-               if not name.startswith('__MACOSX/') and not PurePosixPath(name).name.startswith('._')}
     files, notes = {}, []
     for wanted in spec['student_files']:
         candidates = sorted((n for n in members if n == wanted or n.endswith('/' + wanted)),
@@ -172,453 +216,602 @@ def read_submission(path, spec):
     return files, notes
 
 
-# ---------------------------------------------------------------------------
-# Running the tests in a sandbox copy
-# ---------------------------------------------------------------------------
-
-def build_sandbox(root, manifest, dest):
-    """Copy the reference (hidden tests included, instructor tools and large
-    data excluded) into dest."""
-    for rel in handout.list_files(root, manifest, include_hidden=True,
-                                  extra_exclude=manifest['not_in_grading_sandbox']):
-        target = Path(dest) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(root) / rel, target)
-
-
-def _limit_resources():  # runs in the child, before pytest starts (POSIX)
-    import resource
-    for limit, value in ((resource.RLIMIT_FSIZE, MAX_OUTPUT_BYTES), (resource.RLIMIT_AS, MEMORY_LIMIT_BYTES),
-                         (resource.RLIMIT_CORE, 0)):
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(limit, (value, value))
-
-
-def _kill_group(process):
-    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
-        if os.name == 'posix':
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-
-
-def _read_records(path):
-    records = []
-    with contextlib.suppress(FileNotFoundError):
-        with open(path, encoding='utf-8', errors='replace') as f:
-            for line in f:
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass  # a line cut by a kill
-    return records
-
-
-class OutputTail:
-    """Drain a pipe in a thread, keeping only the last `keep` bytes: a test
-    process that prints gigabytes costs neither memory nor disk."""
-
-    def __init__(self, pipe, keep=4000):
-        self.pipe, self.keep, self.data, self.total = pipe, keep, b'', 0
-        self.thread = threading.Thread(target=self._drain, daemon=True)
-        self.thread.start()
-
-    def _drain(self):
-        with contextlib.suppress(OSError, ValueError):
-            for chunk in iter(lambda: self.pipe.read1(65536), b''):
-                self.total += len(chunk)
-                self.data = (self.data + chunk)[-self.keep:]
-
-    def finish(self, timeout=5):
-        self.thread.join(timeout)
-        with contextlib.suppress(OSError):
-            self.pipe.close()
-        text = self.data.decode('utf-8', errors='replace')
-        if self.total > self.keep:
-            text = f"[... {self.total - self.keep} earlier bytes of output not kept ...]\n" + text
-        return text
-
-
-def run_pytest(folder, results_dir, assignment, student_files, time_limit, test_timeout, keyword=None):
-    """Run pytest in `folder` with the grading plugin; never raises for a bad submission.
-
-    Returns {'status': 'ok' | 'time limit' | 'crashed', 'tests': {nodeid: record},
-             'collected': [nodeids in order], 'collect_errors': [...], 'output': tail}.
-    """
-    folder, results_dir = Path(folder), Path(results_dir)
-    plugin_dir = results_dir / 'plugin'
-    plugin_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PLUGIN, plugin_dir / PLUGIN.name)
-    (folder / 'tmp').mkdir(exist_ok=True)
-    env = {
-        'PATH': os.environ.get('PATH', ''), 'HOME': str(folder), 'USERPROFILE': str(folder),
-        'TMPDIR': str(folder / 'tmp'), 'TEMP': str(folder / 'tmp'), 'TMP': str(folder / 'tmp'),
-        'PYTHONPATH': str(plugin_dir), 'PYTHONDONTWRITEBYTECODE': '1', 'PYTHONHASHSEED': '0',
-        'PYTHONIOENCODING': 'utf-8', 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1',
-        'OPENBLAS_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1',
-        'GRADER_ASSIGNMENT': assignment or '', 'GRADER_TEST_TIMEOUT': str(test_timeout),
-        'GRADER_STUDENT_FILES': os.pathsep.join(Path(f).name for f in student_files),
-    }
-    if 'SYSTEMROOT' in os.environ:  # Windows needs it to start Python
-        env['SYSTEMROOT'] = os.environ['SYSTEMROOT']
-    # --capture=no: printed output goes to the pipe drained by OutputTail instead of
-    # pytest's capture files, which a chatty submission could grow without bound
-    # (the capsys fixture still works).
-    command = [sys.executable, '-m', 'pytest', '-p', '_grading_plugin', '-p', 'no:cacheprovider',
-               '-q', '--tb=no', '--capture=no', '--color=no', '--continue-on-collection-errors']
-    if keyword:
-        command += ['-k', keyword]
-
-    deadline = time.monotonic() + time_limit
-    tests, collected, collect_errors, tags = {}, None, [], {}
-    status, output = 'ok', ''
-    for attempt in range(MAX_RUNS):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            status = 'crashed' if status == 'crashed' else 'time limit'
-            break
-        results = results_dir / f'results-{attempt}.jsonl'
-        skip = results_dir / f'skip-{attempt}.txt'
-        skip.write_text('\n'.join(tests), encoding='utf-8')
-        process = subprocess.Popen(
-            command, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=dict(env, GRADER_RESULTS=str(results), GRADER_SKIP=str(skip)),
-            start_new_session=(os.name == 'posix'),
-            preexec_fn=_limit_resources if os.name == 'posix' else None)
-        reader = OutputTail(process.stdout)
-        try:
-            returncode, timed_out = process.wait(timeout=remaining), False
-        except subprocess.TimeoutExpired:
-            returncode, timed_out = None, True
-        _kill_group(process)  # also ends anything the tests left running
-        process.wait()
-        output = reader.finish()
-
-        started = None
-        for record in _read_records(results):
-            if record['kind'] == 'collected' and collected is None:
-                collected = [t['nodeid'] for t in record['tests']]
-                tags = {t['nodeid']: t['tags'] for t in record['tests']}
-            elif record['kind'] == 'collect_error' and attempt == 0:
-                collect_errors.append(record)
-            elif record['kind'] == 'start':
-                started = record['nodeid']
-            elif record['kind'] == 'result':
-                record['tags'] = tags.get(record['nodeid'], []) if collected is not None else []
-                tests[record['nodeid']] = record
-                started = None
-        if timed_out:
-            status = 'crashed' if status == 'crashed' else 'time limit'  # the first problem is the news
-            if started:
-                tests[started] = {'nodeid': started, 'outcome': 'failed', 'exception': 'TimeLimit',
-                                  'tags': tags.get(started, []),
-                                  'message': f"the time limit of the whole run ({time_limit:g} s) was "
-                                             f"reached during this test; the tests after it were not run"}
-            break
-        if returncode in (0, 1, 5):  # pytest: all passed / some failed / nothing to run
-            break
-        status = 'crashed'
-        if started is None or collected is None:
-            break  # crashed outside a test (e.g. while importing); nothing to resume
-        tests[started] = {'nodeid': started, 'outcome': 'failed', 'exception': 'Crash',
-                          'tags': tags.get(started, []),
-                          'message': f"the test process crashed during this test (exit code {returncode}); "
-                                     f"the other tests were run again in a new process"}
-        if all(nodeid in tests for nodeid in collected):
-            break
-    return {'status': status, 'tests': tests, 'collected': collected or [],
-            'collect_errors': collect_errors, 'output': output}
-
-
-def grade_files(root, manifest, assignment, files, time_limit=None, test_timeout=None, keep=False,
-                keyword=None):
-    """Run the grading tests on one set of student files; returns run_pytest's dict
-    plus 'used' ({student file: 'submitted' | 'handout version' | 'missing'})."""
-    spec = manifest['assignments'][assignment]
-    time_limit = time_limit or spec['time_limit']
-    test_timeout = test_timeout or spec['test_timeout']
-    workspace = Path(tempfile.mkdtemp(prefix=f'grade-{assignment}-'))
-    try:
-        sandbox, results = workspace / 'work', Path(tempfile.mkdtemp(prefix='results-', dir=workspace))
-        sandbox.mkdir()
-        build_sandbox(root, manifest, sandbox)
-        used = {}
-        known = set(manifest['assignments'])
-        for name in spec['student_files']:
-            target = sandbox / name
-            if name in files:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(files[name])
-                used[name] = 'submitted'
-            elif (Path(root) / name).is_file():
-                text, _, _ = handout.handout_text(root, name, assignment, known)
-                if text is None:
-                    target.unlink(missing_ok=True)
-                    used[name] = 'missing'
-                else:
-                    target.write_text(text, encoding='utf-8')
-                    used[name] = 'handout version' if name in spec['graded_files'] else 'missing'
-            else:
-                used[name] = 'missing'
-        run = run_pytest(sandbox, results, assignment, spec['student_files'], time_limit, test_timeout,
-                         keyword)
-        run['used'] = used
-        return run
-    finally:
-        if not keep:
-            shutil.rmtree(workspace, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------
-# Scores
-# ---------------------------------------------------------------------------
-
-def points_of(nodeid, spec):
-    """Points of a test: the longest matching prefix in spec['points'], else default_points."""
-    best, points = -1, spec['default_points']
-    for prefix, value in spec['points'].items():
-        if nodeid == prefix or (nodeid.startswith(prefix) and nodeid[len(prefix)] in ':/['):
-            if len(prefix) > best:
-                best, points = len(prefix), value
-    return points
-
-
-def hidden_source_lines(root, manifest):
-    """Lines of the hidden tests, to keep them out of any feedback message."""
-    lines = set()
-    for path in (Path(root) / manifest['hidden_tests_dir']).rglob('*.py'):
-        for line in path.read_text(encoding='utf-8', errors='replace').splitlines():
-            line = line.strip()
-            if len(line) >= 20:
-                lines.add(line)
-    return lines
-
-
-def is_hidden(nodeid, manifest):
-    return nodeid.startswith(manifest['hidden_tests_dir'].rstrip('/') + '/')
-
-
-def feedback_message(record, hidden, secret_lines):
-    """What a student may see of a test's failure."""
-    message = record.get('message') or ''
-    exception = record.get('exception')
-    if hidden:
-        first = message.strip().split('\n')[0] if message.strip() else ''
-        if any(line in message for line in secret_lines):
-            first = '(message withheld: it quotes the hidden test)'
-        message = first[:HIDDEN_MESSAGE_CHARS]
-    else:
-        message = message[:PUBLIC_MESSAGE_CHARS]
-    text = f"{exception}: {message}" if exception and not message.startswith(exception) else message
-    if record.get('where'):
-        text += f"\n(raised in {record['where']})"
-    return text.strip()
-
-
-def score(run, expected, spec, manifest, secret_lines=()):
-    """Per-test results of one run against the expected test list (the reference's)."""
-    errors = {e['nodeid']: e['message'] for e in run['collect_errors']}
-    rows = []
-    for nodeid in expected:
-        record = run['tests'].get(nodeid)
-        hidden = is_hidden(nodeid, manifest)
-        if record is None:
-            culprit = next((m for f, m in errors.items() if f and nodeid.startswith(f + '::')), None)
-            if culprit is not None:
-                reason = "the test file could not be imported: " + culprit
-                if hidden:
-                    reason = "the test file could not be imported: " + culprit.strip().split('\n')[-1][:200]
-            elif run['status'] == 'time limit':
-                reason = "not run: the time limit of the whole run was reached before it"
-            elif run['status'] == 'crashed':
-                reason = "not run: the test process crashed before it (see the output below)"
-            else:
-                reason = "not run (is the test still marked for this assignment?)"
-            record = {'outcome': 'failed', 'message': reason}
-        max_points = points_of(nodeid, spec)
-        passed = record['outcome'] == 'passed'
-        rows.append({'nodeid': nodeid, 'hidden': hidden, 'outcome': record['outcome'],
-                     'points': max_points if passed else 0, 'max_points': max_points,
-                     'message': '' if passed else feedback_message(record, hidden, secret_lines)})
-    return rows
-
-
-def grade_reference(root, manifest, assignment, time_limit=None, test_timeout=None, keyword=None):
-    """Grade the reference's own student files: the expected test list and full marks."""
-    spec = manifest['assignments'][assignment]
-    files = {name: (Path(root) / name).read_bytes() for name in spec['student_files']
-             if (Path(root) / name).is_file()}
-    run = grade_files(root, manifest, assignment, files, time_limit, test_timeout, keyword=keyword)
-    rows = score(run, run['collected'], spec, manifest)
-    for error in run['collect_errors']:
-        rows.append({'nodeid': error['nodeid'], 'hidden': False, 'outcome': 'failed', 'points': 0,
-                     'max_points': 0, 'message': 'collection error: ' + error['message']})
-    return {'run': run, 'tests': rows, 'score': sum(r['points'] for r in rows),
-            'max_score': sum(r['max_points'] for r in rows)}
-
-
-# ---------------------------------------------------------------------------
-# The class
-# ---------------------------------------------------------------------------
-
-def find_submissions(folder):
-    """[(student name, path)] for the folders and zips in folder, sorted by name."""
+def find_submissions(folder, log=print):
+    """[(name, path, problem or None)] for every entry of the folder that is a
+    submission: folders and zips, and the archives and links the grader does
+    not open (reported, with the reason, as a row of their own)."""
     found, seen = [], set()
-    for entry in sorted(Path(folder).iterdir()):
-        if entry.name.startswith(('.', '__MACOSX')) or entry.is_symlink():
+    for entry in sorted(Path(folder).iterdir(), key=lambda p: p.name):
+        if entry.name.startswith('.') or entry.name == '__MACOSX':
             continue
-        if entry.is_dir():
+        lower, problem = entry.name.lower(), None
+        archive = next((s for s in sorted(ARCHIVES, key=len, reverse=True) if lower.endswith(s)), None)
+        if entry.is_symlink():
             name = entry.name
-        elif entry.suffix.lower() == '.zip':
-            name = entry.stem
+            problem = ("the submission is a symbolic link; the grader does not follow links "
+                       "(copy the folder or zip in instead)")
+        elif entry.is_dir():
+            name = entry.name
+        elif lower.endswith('.zip'):
+            name = entry.name[:-4]
+        elif archive:
+            name = entry.name[:-len(archive)]
+            problem = (f"a {archive} archive: the grader opens .zip files and folders only; "
+                       f"submit a .zip (python tools/submit.py makes one)")
         else:
+            log(f"ignored {entry.name}: not a folder or an archive")
             continue
         if name in seen:
             name = entry.name
         seen.add(name)
-        found.append((name, entry))
+        found.append((name, entry, problem))
     return found
 
 
-def grade_submission(root, manifest, assignment, name, path, time_limit, test_timeout, keep, keyword=None):
-    """Read and run one submission; the scores are computed later, against the
-    reference's test list (see rows_of)."""
-    spec = manifest['assignments'][assignment]
+def shard_of(submissions, shard):
+    """The i-th of n deterministic slices (shard = (i, n), 1-based): every n-th submission in name order."""
+    i, n = shard
+    return [s for index, s in enumerate(sorted(submissions, key=lambda s: s[0])) if index % n == i - 1]
+
+
+# ---------------------------------------------------------------------------
+# The grading run: inputs, expected values, the handout template
+# ---------------------------------------------------------------------------
+
+class GradingRun(object):
+    """Everything shared by the submissions of one grading run (built in the
+    main thread, read-only afterwards)."""
+
+    def __init__(self, root, assignment, seed=None, only=None, time_limit=None, check_timeout=None,
+                 memory_limit_mb=None, workspace=None):
+        self.root = Path(root).resolve()
+        self.manifest = af.load_manifest(self.root / 'tools' / 'assignments.json')
+        self.assignment = assignment
+        self.spec = af.check_assignment(self.manifest, assignment)
+        self.checks = load_checks(assignment, self.root)
+        if not self.checks:
+            raise af.HandoutError(f"assignment {assignment!r} has no graded checks yet "
+                                  f"(tools/checks/{assignment}.py)")
+        points = self.spec.get('checks', {})
+        unknown = sorted(set(points) - {c.name for c in self.checks})
+        if unknown:
+            raise af.HandoutError(f"tools/assignments.json gives points to unknown checks of {assignment!r}: "
+                                  f"{', '.join(unknown)}; the checks are {', '.join(c.name for c in self.checks)}")
+        if only:
+            self.checks = [c for c in self.checks if only in c.name]
+            if not self.checks:
+                raise af.HandoutError(f"no check of {assignment!r} matches {only!r}")
+        self.points = {c.name: points.get(c.name, self.spec['default_points']) for c in self.checks}
+        self.seed = secrets.randbits(32) if seed is None else int(seed)
+        self.time_limit = float(time_limit or self.spec['time_limit'])
+        self.check_timeout = float(check_timeout or self.spec['test_timeout'])
+        self.memory_limit = int((memory_limit_mb or self.spec.get('memory_limit_mb', 3072)) * 2 ** 20)
+        self.workspace = Path(workspace or tempfile.mkdtemp(prefix=f'grade-{assignment}-'))
+        self.keep = False
+        self.inputs, self.expected = {}, {}
+        for check in self.checks:
+            rng = np.random.default_rng([self.seed, zlib.crc32(check.name.encode())])
+            self.inputs[check.name] = check.make_inputs(rng)
+            self.expected[check.name] = check.run_reference(self.inputs[check.name], self.root)
+        self.template = self.workspace / 'handout'
+        af.make_handout(self.root, self.template, assignment, self.manifest,
+                        exclude=self.manifest['not_in_grading_sandbox'])
+        self.secret_lines = secret_lines(self.root, self.manifest, self.checks)
+
+    def max_score(self):
+        return sum(self.points.values())
+
+
+def secret_lines(root, manifest, checks):
+    """Whitespace-free lines that must never reach feedback: the hidden tests,
+    the hidden checks' child code and every solution line of the reference."""
+    lines = set()
+    for path in (root / manifest['hidden_tests_dir']).rglob('*.py'):
+        lines.update(path.read_text(encoding='utf-8', errors='replace').splitlines())
+    for check in checks:
+        if check.hidden:
+            lines.update(check.child_source().splitlines())
+    lines.update(af.solution_lines(root, manifest))
+    squeezed = {re.sub(r'\s+', '', line) for line in lines}
+    return {line for line in squeezed if len(line) >= 12}
+
+
+LONG_TOKEN = re.compile(r'[A-Za-z0-9+/=_-]{40,}')
+CONTROL = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]')
+
+
+def scrub(text, secret, limit=MESSAGE_CHARS):
+    """Free text from student code, fit to show: control characters removed,
+    long encoded-looking runs cut, withheld if it quotes grading material."""
+    text = CONTROL.sub('', str(text))[:4 * limit]
+    squeezed = re.sub(r'\s+', '', text)
+    if any(line in squeezed for line in secret):
+        return '(message withheld: it quotes grading material)'
+    text = LONG_TOKEN.sub('[...]', text)
+    return text if len(text) <= limit else text[:limit] + ' [...]'
+
+
+# ---------------------------------------------------------------------------
+# Running one submission's checks in a child process
+# ---------------------------------------------------------------------------
+
+def child_program(run, checks):
+    request = {'checks': [{'id': c.name, 'source': c.child_source(), 'function': c.child.__name__}
+                          for c in checks],
+               'check_timeout': run.check_timeout,
+               'student_files': [Path(f).name for f in run.spec['graded_files']],
+               'import_first': [Path(f).stem for f in run.spec['graded_files'] if f.endswith('.py')]}
+    return (PROBE.read_text(encoding='utf-8') + f"\n\nmain(json.loads({json.dumps(request)!r}))\n").encode()
+
+
+def child_environment(sandbox):
+    env = {'PATH': '/usr/bin:/bin', 'HOME': str(sandbox), 'TMPDIR': str(sandbox / 'tmp'),
+           'LANG': 'C.UTF-8', 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1',
+           'MKL_NUM_THREADS': '1', 'PYTHONHASHSEED': '0'}
+    if 'SYSTEMROOT' in os.environ:
+        env['SYSTEMROOT'] = os.environ['SYSTEMROOT']
+    return env
+
+
+def _progress(path):
     try:
-        files, notes = read_submission(path, spec)
+        return path.read_text(encoding='utf-8', errors='replace').split('\n')
+    except OSError:
+        return []
+
+
+def run_checks(run, sandbox):
+    """Run every check of the run on the sandbox; returns (status, {check: outcome}, output).
+
+    outcome: ('outputs', path) | ('error', dict) | ('stopped', message) | ('not run', message)."""
+    outcomes, status, output = {}, 'ok', ''
+    out_dir, in_dir = sandbox / 'grader-out', sandbox / 'grader-in'
+    in_dir.mkdir()
+    (sandbox / 'tmp').mkdir(exist_ok=True)
+    for check in run.checks:
+        np.savez(in_dir / f'{check.name}.npz', **run.inputs[check.name])
+    deadline = time.monotonic() + run.time_limit
+    for attempt in range(MAX_RUNS):
+        todo = [c for c in run.checks if c.name not in outcomes]
+        remaining = deadline - time.monotonic()
+        if not todo or remaining <= 0:
+            break
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir()
+        clock = {'lines': 0, 'since': time.monotonic()}
+
+        def stuck():
+            lines = _progress(out_dir / 'progress')
+            if len(lines) != clock['lines']:
+                clock['lines'], clock['since'] = len(lines), time.monotonic()
+            current = [line for line in lines if line]
+            if current and current[-1].startswith('start ') and \
+                    time.monotonic() - clock['since'] > run.check_timeout + GRACE_SECONDS:
+                return 'check time limit'
+            return None
+
+        result = process_guard.run_contained(
+            [sys.executable, '-I', '-'], cwd=sandbox, env=child_environment(sandbox),
+            stdin=child_program(run, todo), time_limit=remaining, memory_limit=run.memory_limit,
+            stop_check=stuck)
+        output = result['output']
+        started, ended = [], set()
+        for line in _progress(out_dir / 'progress'):
+            if line.startswith('start '):
+                started.append(line[6:])
+            elif line.startswith('end '):
+                ended.add(line[4:])
+        names = {c.name for c in todo}
+        for name in ended & names:
+            if (out_dir / f'{name}.json').is_file():
+                try:
+                    error = json.loads((out_dir / f'{name}.json').read_text(encoding='utf-8')[:10000])
+                    error = error if isinstance(error, dict) else {}
+                except (ValueError, OSError):
+                    error = {}
+                outcomes[name] = ('error', error)
+            else:
+                # read now: the next child starts with an empty grader-out
+                target = run.workspace / 'outputs' / f'{sandbox.name}-{name}.npz'
+                target.parent.mkdir(exist_ok=True)
+                try:
+                    shutil.copyfile(out_dir / f'{name}.npz', target)
+                    outcomes[name] = ('outputs', target)
+                except OSError:
+                    outcomes[name] = ('outputs', None)
+        current = next((s for s in reversed(started) if s not in ended), None)
+        stopped, code = result['stopped'], result['returncode']
+        if stopped in ('time limit', 'memory limit', 'too many processes'):
+            status = stopped
+            what = {'time limit': f"the time limit of the whole submission ({run.time_limit:g} s) was reached",
+                    'memory limit': f"the processes of this submission together used more than "
+                                    f"{run.memory_limit // 2 ** 20} MB of memory",
+                    'too many processes': "the code started too many processes"}[stopped]
+            if current in names:
+                outcomes[current] = ('stopped', f"stopped: {what} during this check")
+            for c in todo:
+                outcomes.setdefault(c.name, ('not run', f"not run: {what} before this check"))
+            break
+        if stopped == 'check time limit' and current == 'import':
+            status = 'time limit'
+            for c in todo:
+                outcomes.setdefault(c.name, ('not run', f"not run: importing your files took longer than "
+                                                        f"{run.check_timeout:g} s"))
+            break
+        if stopped == 'check time limit' and current in names:
+            status = 'time limit' if status == 'ok' else status
+            outcomes[current] = ('stopped', f"took longer than {run.check_timeout:g} s and was stopped "
+                                            f"(an endless loop, or code that ignores the stop signal?)")
+            continue
+        if all(c.name in outcomes for c in todo):
+            break
+        # the child ended before finishing its checks
+        if current in ('import', None) and not (ended & names):
+            status = 'exited early'
+            why = (f"not run: your code ended the grading process while it was being imported "
+                   f"(exit code {code}: os._exit or a crash at import?)" if current == 'import' else
+                   f"not run: the grading process ended before any check (exit code {code})")
+            for c in todo:
+                outcomes.setdefault(c.name, ('not run', why))
+            break
+        status = 'crashed'
+        if current in names:
+            outcomes[current] = ('stopped', f"the process running your code ended during this check (exit "
+                                            f"code {code}); the other checks were run again in a new process")
+        elif not (ended & names):
+            break   # no progress at all (the progress file was tampered with): no point in another run
+    for c in run.checks:
+        outcomes.setdefault(c.name, ('not run', "not run: the process running your code kept ending before "
+                                                "this check (see the output below)"))
+    return status, outcomes, output
+
+
+def judge(run, check, outcome, secret):
+    """A check's row: passed or failed, points, message, and the anonymised
+    category of the failure for the class summary. Trusted side only."""
+    kind, value = outcome
+    points = run.points[check.name]
+    row = {'check': check.name, 'about': check.about, 'hidden': check.hidden, 'max_points': points,
+           'points': 0, 'passed': False, 'message': '', 'category': ''}
+    try:
+        if kind == 'outputs':
+            if value is None:
+                raise CheckFailed("the results of this check are missing")
+            got = load_outputs(value, run.expected[check.name])
+            check.compare(got, run.expected[check.name], run.inputs[check.name])
+            row.update(passed=True, points=points)
+            return row
+        if kind == 'error':
+            exception = str(value.get('exception', 'an exception'))[:60]
+            if not re.fullmatch(r'[A-Za-z_][\w.]*', exception):
+                exception = 'an exception'
+            message = scrub(value.get('message', ''), secret)
+            if check.hidden:
+                message = message.strip().split('\n')[0]
+            where = value.get('where')
+            files = {Path(f).name for f in run.spec['graded_files']}
+            place = (f" (raised in {where})" if isinstance(where, str) and
+                     re.fullmatch(r'[\w.-]+\.py, line \d+', where) and where.split(',')[0] in files else '')
+            row['category'] = f"your code raised {exception}{re.sub(r', line [0-9]+', '', place)}"
+            raise CheckFailed(f"your code raised {exception}: {message}{place}")
+        raise CheckFailed(value)
+    except CheckFailed as failure:
+        row['message'] = str(failure)
+        if not row['category']:
+            row['category'] = re.sub(r'-?\d[\d.e+-]*', '#', str(failure).split('\n')[0])[:160]
+    return row
+
+
+def grade_files(run, files, overlay=None):
+    """Run and judge the checks on one set of graded files. Returns
+    {'status', 'rows', 'output', 'used': {file: 'submitted' | 'handout version'}}.
+    overlay: {relative path: bytes} written over the handout first (the reference run only)."""
+    sandbox = Path(tempfile.mkdtemp(prefix='s', dir=run.workspace))
+    try:
+        shutil.rmtree(sandbox)
+        shutil.copytree(run.template, sandbox)
+        for name, data in (overlay or {}).items():
+            (sandbox / name).write_bytes(data)
+        used = {}
+        for name in run.spec['graded_files']:
+            if name in files:
+                (sandbox / name).parent.mkdir(parents=True, exist_ok=True)
+                (sandbox / name).write_bytes(files[name])
+                used[name] = 'submitted'
+            else:
+                used[name] = 'handout version'
+        started = time.monotonic()
+        status, outcomes, output = run_checks(run, sandbox)
+        rows = [judge(run, check, outcomes[check.name], run.secret_lines) for check in run.checks]
+        return {'status': status, 'rows': rows, 'output': output, 'used': used,
+                'seconds': time.monotonic() - started}
+    finally:
+        if not run.keep:
+            shutil.rmtree(sandbox, ignore_errors=True)
+            for path in (run.workspace / 'outputs').glob(f'{sandbox.name}-*.npz'):
+                path.unlink(missing_ok=True)
+
+
+def other_assignments_code(run):
+    """{file: reference bytes} of the handout's .py files that hold regions of
+    other assignments only (stubs in the handout; e.g. layers.py's mlp helpers)."""
+    known, found = set(run.manifest['assignments']), {}
+    for path in sorted(run.template.rglob('*.py')):
+        rel = path.relative_to(run.template).as_posix()
+        reference = run.root / rel
+        if rel in run.spec['graded_files'] or not reference.is_file():
+            continue
+        lines = reference.read_text(encoding='utf-8').split('\n')
+        if af.find_regions(lines, rel, known):
+            found[rel] = reference.read_bytes()
+    return found
+
+
+def grade_reference(run):
+    """Grade the reference's own graded files: every check must pass. They run
+    with the reference's versions of other assignments' code (see
+    other_assignments_code): the reference solution may call them, a student's
+    cannot (tools/handout.py --validate says when it does)."""
+    files = {name: (run.root / name).read_bytes() for name in run.spec['graded_files']
+             if (run.root / name).is_file()}
+    return grade_files(run, files, overlay=other_assignments_code(run))
+
+
+def grade_submission(run, name, path, problem):
+    if problem:
+        return invalid(run, name, 'invalid submission', problem)
+    try:
+        files, notes = read_submission(path, run.spec)
     except SubmissionError as error:
-        return {'name': name, 'status': 'invalid submission', 'notes': [str(error)], 'run': None,
-                'output': ''}
-    run = grade_files(root, manifest, assignment, files, time_limit, test_timeout, keep, keyword)
-    for student_file, how in run['used'].items():
+        return invalid(run, name, 'invalid submission', str(error))
+    result = grade_files(run, files)
+    for student_file, how in result['used'].items():
         if how == 'handout version':
             notes.append(f"{student_file} was not in your submission: graded the handout version "
                          f"(its TODOs raise NotImplementedError)")
-        elif how == 'missing':
-            notes.append(f"{student_file} was not in your submission")
-    return {'name': name, 'status': run['status'], 'notes': notes, 'run': run, 'output': run['output']}
+    return dict(result, name=name, notes=notes)
 
 
-def rows_of(result, expected, spec, manifest, secret):
-    """Per-test rows of a graded submission (all failed if it could not be run)."""
-    if result['run'] is None:
-        return [{'nodeid': n, 'hidden': is_hidden(n, manifest), 'outcome': 'failed', 'points': 0,
-                 'max_points': points_of(n, spec), 'message': 'not run: ' + result['status']}
-                for n in expected]
-    return score(result['run'], expected, spec, manifest, secret)
+def invalid(run, name, status, reason):
+    rows = [{'check': c.name, 'about': c.about, 'hidden': c.hidden, 'max_points': run.points[c.name],
+             'points': 0, 'passed': False, 'message': f"not run: {status}", 'category': f"not run: {status}"}
+            for c in run.checks]
+    return {'name': name, 'status': status, 'notes': [reason], 'rows': rows, 'output': '', 'used': {}}
 
 
-def feedback_text(result, assignment, spec):
+# ---------------------------------------------------------------------------
+# Feedback, CSV, class summary
+# ---------------------------------------------------------------------------
+
+def feedback_text(run, result):
     total = sum(r['points'] for r in result['rows'])
-    maximum = sum(r['max_points'] for r in result['rows'])
-    lines = [f"Assignment: {assignment} - {spec.get('title', '')}",
+    lines = [f"Assignment: {run.assignment} - {run.spec.get('title', '')}",
              f"Student: {result['name']}",
-             f"Score: {total:g} / {maximum:g}",
-             f"Status: {result['status']}", '']
+             f"Score: {total:g} / {run.max_score():g}",
+             f"Status: {result['status']}",
+             f"Grading run: seed {run.seed} (every run draws new inputs)", '']
     if result['notes']:
         lines += ['Notes:'] + [f"  - {note}" for note in result['notes']] + ['']
-    lines.append('Tests ([hidden] tests are not in your handout; only their names and messages are shown):')
+    lines.append("Checks (the grader runs your code on its own inputs and compares the results with the "
+                 "reference; [hidden] checks are not in your handout):")
     for row in result['rows']:
-        label = ('PASSED' if row['outcome'] == 'passed' else
-                 'SKIPPED' if row['outcome'] == 'skipped' else 'FAILED')
+        label = 'PASSED' if row['passed'] else 'FAILED'
         hidden = '[hidden] ' if row['hidden'] else ''
-        lines.append(f"  {label:7s} {row['points']:g}/{row['max_points']:g}  {hidden}{row['nodeid']}")
+        lines.append(f"  {label} {row['points']:g}/{row['max_points']:g}  {hidden}{row['check']}: {row['about']}")
         if row['message']:
             lines += ['            ' + line for line in row['message'].split('\n')]
-    if result['status'] in ('crashed', 'time limit') and result.get('output'):
-        tail = result['output'][-1500:]
-        lines += ['', 'End of the test output:', tail]
+    if result['status'] not in ('ok', 'invalid submission') and result.get('output'):
+        tail = [scrub(line, run.secret_lines, OUTPUT_LINE_CHARS) for line in result['output'].splitlines()]
+        lines += ['', 'End of the output of your code:'] + ['  ' + line for line in tail[-OUTPUT_LINES:]]
     return '\n'.join(lines) + '\n'
 
 
-def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, jobs=None,
-                time_limit=None, test_timeout=None, keep=False, keyword=None, log=print):
-    """Grade every submission; write the CSV and the feedback files. Returns the results."""
-    root = Path(root).resolve()
-    manifest = handout.load_manifest(root / 'tools' / 'assignments.json')
-    spec = handout.check_assignment(manifest, assignment)
-    submissions = find_submissions(submissions_dir)
-    if not submissions:
-        raise SystemExit(f"no submission folders or zips found in {submissions_dir}")
-    jobs = jobs or available_cores()
-    feedback_dir = Path(feedback_dir) if feedback_dir else Path(out_csv).with_name(Path(out_csv).stem + '-feedback')
-    secret = hidden_source_lines(root, manifest)
-    log(f"Grading {len(submissions)} submissions of '{assignment}' with {jobs} parallel jobs ...")
-
-    # The reference runs in the pool beside the submissions: its test list and
-    # full marks are checked before any score is computed.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        reference_future = pool.submit(grade_reference, root, manifest, assignment, time_limit,
-                                       test_timeout, keyword)
-        futures = {pool.submit(grade_submission, root, manifest, assignment, name, path,
-                               time_limit, test_timeout, keep, keyword): name for name, path in submissions}
-        results = []
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            name = futures[future]
-            try:
-                result = future.result()
-            except Exception as error:  # a grader bug must not lose the other students' grades
-                result = {'name': name, 'status': f'grader error: {error!r}', 'notes': [], 'run': None,
-                          'output': ''}
-            results.append(result)
-            log(f"[{done}/{len(submissions)}] {name}: graded ({result['status']})")
-        reference = reference_future.result()
-    if not reference['tests'] or reference['score'] != reference['max_score']:
-        failing = [f"{r['nodeid']}: {r['message']}" for r in reference['tests'] if r['outcome'] != 'passed']
-        raise SystemExit("the reference solution does not score full marks, so no grade was written:\n  "
-                         + '\n  '.join(failing or ['no graded test found']))
-    expected = [r['nodeid'] for r in reference['tests']]
-    log(f"Reference: {reference['score']:g}/{reference['max_score']:g} over {len(expected)} tests")
-    results.sort(key=lambda r: r['name'])
-    for result in results:
-        result['rows'] = rows_of(result, expected, spec, manifest, secret)
-        total = sum(r['points'] for r in result['rows'])
-        log(f"  {result['name']}: {total:g}/{reference['max_score']:g} ({result['status']})")
-
-    with atomic_write(out_csv, 'w', newline='', encoding='utf-8') as f:
+def write_csv(path, checks, results):
+    """checks: [(name, max points)]; results: dicts with name, status, notes, rows."""
+    maximum = sum(points for _, points in checks)
+    with atomic_write(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
-        writer.writerow(['student', 'score', 'max_score', 'percent', 'status', 'notes'] + expected)
+        writer.writerow(['student', 'score', 'max_score', 'percent', 'status', 'notes'] + [n for n, _ in checks])
         for result in results:
             total = sum(r['points'] for r in result['rows'])
-            maximum = reference['max_score']
-            writer.writerow([result['name'], f"{total:g}", f"{maximum:g}", f"{100 * total / maximum:.1f}",
-                             result['status'], '; '.join(result['notes'])]
-                            + [f"{r['points']:g}" for r in result['rows']])
+            writer.writerow([csv_cell(result['name']), f"{total:g}", f"{maximum:g}",
+                             f"{100 * total / maximum:.1f}" if maximum else '0.0', csv_cell(result['status']),
+                             csv_cell('; '.join(result['notes']))] + [f"{r['points']:g}" for r in result['rows']])
+
+
+def summary_counts(results):
+    """{check: {'graded': n, 'failed': n, 'categories': {category: n}}} (anonymised: no names, no free text)."""
+    counts = {}
     for result in results:
-        with atomic_write(feedback_dir / f"{safe_name(result['name'])}.txt", 'w', encoding='utf-8') as f:
-            f.write(feedback_text(result, assignment, spec))
-    log(f"Wrote {out_csv} and {len(results)} feedback files in {feedback_dir}")
-    return results
+        for row in result['rows']:
+            entry = counts.setdefault(row['check'], {'graded': 0, 'failed': 0, 'categories': {}})
+            entry['graded'] += 1
+            if not row['passed']:
+                entry['failed'] += 1
+                entry['categories'][row['category']] = entry['categories'].get(row['category'], 0) + 1
+    return counts
+
+
+def summary_text(assignment, checks, counts):
+    lines = [f"Class summary for '{assignment}': for each check, the share of submissions failing it and "
+             f"the most common failure (numbers replaced by #).", '']
+    for name, points in checks:
+        entry = counts.get(name, {'graded': 0, 'failed': 0, 'categories': {}})
+        share = entry['failed'] / entry['graded'] if entry['graded'] else 0.0
+        lines.append(f"{name} ({points:g} points): {entry['failed']}/{entry['graded']} fail ({share:.0%})")
+        ran = {c: n for c, n in entry['categories'].items() if not c.startswith('not run')}
+        if ran:   # what the code got wrong; submissions that could not run are counted apart
+            category, n = max(ran.items(), key=lambda item: (item[1], item[0]))
+            lines.append(f"    most common ({n}): {category}")
+        not_run = sum(n for c, n in entry['categories'].items() if c.startswith('not run'))
+        if not_run:
+            lines.append(f"    not run ({not_run}): invalid submissions, crashes or time limits before this check")
+    return '\n'.join(lines) + '\n'
+
+
+def write_outputs(out_csv, feedback_dir, assignment, checks, results, feedback_texts, summary_counts_):
+    write_csv(out_csv, checks, results)
+    stems = unique_file_names([r['name'] for r in results])
+    for result in results:
+        with atomic_write(Path(feedback_dir) / f"{stems[result['name']]}.txt", 'w', encoding='utf-8') as f:
+            f.write(feedback_texts[result['name']])
+    out_csv = Path(out_csv)
+    with atomic_write(out_csv.with_name(out_csv.stem + '-summary.json'), 'w', encoding='utf-8') as f:
+        json.dump({'assignment': assignment, 'checks': checks, 'counts': summary_counts_,
+                   'feedback': {r['name']: stems[r['name']] + '.txt' for r in results}}, f, indent=1)
+    with atomic_write(out_csv.with_name(out_csv.stem + '-summary.txt'), 'w', encoding='utf-8') as f:
+        f.write(summary_text(assignment, checks, summary_counts_))
+
+
+def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, jobs=None, time_limit=None,
+                check_timeout=None, memory_limit_mb=None, keep=False, only=None, seed=None, shard=None,
+                log=print):
+    """Grade every submission (or one shard); write the CSV, feedback files and class summary."""
+    submissions = find_submissions(submissions_dir, log)
+    if shard:
+        submissions = shard_of(submissions, shard)
+    if not submissions:
+        raise SystemExit(f"no submission folders or archives found in {submissions_dir}"
+                         + (f" for shard {shard[0]}/{shard[1]}" if shard else ''))
+    jobs = jobs or available_cores()
+    out_csv = Path(out_csv)
+    feedback_dir = Path(feedback_dir) if feedback_dir else out_csv.with_name(out_csv.stem + '-feedback')
+    started = time.monotonic()
+    run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb)
+    run.keep = keep
+    log(f"Set up in {time.monotonic() - started:.1f} s (handout copy, inputs, expected values)")
+    started = time.monotonic()
+    log(f"Grading {len(submissions)} submissions of '{assignment}' ({len(run.checks)} checks, seed {run.seed}) "
+        f"with {jobs} parallel jobs ...")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            reference_future = pool.submit(grade_reference, run)
+            futures = {pool.submit(grade_submission, run, name, path, problem): name
+                       for name, path, problem in submissions}
+            results = []
+            for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                name = futures[future]
+                try:
+                    result = future.result()
+                except Exception as error:  # a grader bug must not lose the other students' grades
+                    result = invalid(run, name, 'grader error', repr(error))
+                results.append(result)
+                log(f"[{done}/{len(submissions)}] {name}: graded ({result['status']}, "
+                    f"{result.get('seconds', 0):.1f} s)")
+            reference = reference_future.result()
+        elapsed = time.monotonic() - started
+        log(f"Graded {len(submissions)} submissions and the reference in {elapsed:.0f} s with {jobs} jobs: "
+            f"{elapsed / (len(submissions) + 1):.1f} s per submission, about "
+            f"{3600 / elapsed * (len(submissions) + 1):.0f} an hour at this rate")
+        failing = [f"{r['check']}: {r['message']}" for r in reference['rows'] if not r['passed']]
+        if failing:
+            raise SystemExit("the reference solution does not pass every check, so no grade was written:\n  "
+                             + '\n  '.join(failing))
+        results.sort(key=lambda r: r['name'])
+        checks = [(c.name, run.points[c.name]) for c in run.checks]
+        for result in results:
+            log(f"  {result['name']}: {sum(r['points'] for r in result['rows']):g}/{run.max_score():g} "
+                f"({result['status']})")
+        write_outputs(out_csv, feedback_dir, assignment, checks, results,
+                      {r['name']: feedback_text(run, r) for r in results}, summary_counts(results))
+        log(f"Wrote {out_csv}, {len(results)} feedback files in {feedback_dir} and the class summary "
+            f"{out_csv.stem}-summary.txt")
+        return results
+    finally:
+        if not keep:
+            shutil.rmtree(run.workspace, ignore_errors=True)
+
+
+def merge(csv_paths, out_csv, feedback_dir=None, log=print):
+    """Combine the CSVs, feedback files and summaries of shards into one."""
+    out_csv = Path(out_csv)
+    feedback_dir = Path(feedback_dir) if feedback_dir else out_csv.with_name(out_csv.stem + '-feedback')
+    header, rows, counts, checks, assignment, texts = None, [], {}, None, None, {}
+    for path in map(Path, csv_paths):
+        with open(path, newline='', encoding='utf-8') as f:
+            reader = csv.reader(f)
+            this_header = next(reader)
+            if header is not None and this_header != header:
+                raise SystemExit(f"{path} has other columns than {csv_paths[0]}: were the shards graded "
+                                 f"with the same assignment and checks?")
+            header = this_header
+            rows.extend(reader)
+        summary = json.loads(path.with_name(path.stem + '-summary.json').read_text(encoding='utf-8'))
+        assignment, checks = summary['assignment'], [tuple(c) for c in summary['checks']]
+        for check, entry in summary['counts'].items():
+            total = counts.setdefault(check, {'graded': 0, 'failed': 0, 'categories': {}})
+            total['graded'] += entry['graded']
+            total['failed'] += entry['failed']
+            for category, n in entry['categories'].items():
+                total['categories'][category] = total['categories'].get(category, 0) + n
+        for name, file_name in summary['feedback'].items():
+            if name in texts:
+                raise SystemExit(f"{name} is graded in two shards ({path}); grade each shard once")
+            texts[name] = (path.with_name(path.stem + '-feedback') / file_name).read_text(encoding='utf-8')
+    rows.sort(key=lambda row: row[0])
+    with atomic_write(out_csv, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    stems = unique_file_names(sorted(texts))
+    for name, text in texts.items():
+        with atomic_write(feedback_dir / f"{stems[name]}.txt", 'w', encoding='utf-8') as f:
+            f.write(text)
+    with atomic_write(out_csv.with_name(out_csv.stem + '-summary.json'), 'w', encoding='utf-8') as f:
+        json.dump({'assignment': assignment, 'checks': checks, 'counts': counts,
+                   'feedback': {name: stems[name] + '.txt' for name in texts}}, f, indent=1)
+    with atomic_write(out_csv.with_name(out_csv.stem + '-summary.txt'), 'w', encoding='utf-8') as f:
+        f.write(summary_text(assignment, checks, counts))
+    log(f"Merged {len(csv_paths)} shards: {len(rows)} submissions in {out_csv}")
+
+
+def parse_shard(text):
+    match = re.fullmatch(r'(\d+)/(\d+)', text or '')
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise argparse.ArgumentTypeError(f"--shard takes i/n with 1 <= i <= n (e.g. 2/8), got {text!r}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      epilog="See the Instructors section of README.md.")
-    parser.add_argument('submissions', help='folder with one folder or .zip per student')
+    parser.add_argument('submissions', nargs='?', help='folder with one folder or .zip per student')
     parser.add_argument('--out', required=True, help='the CSV of grades to write')
     parser.add_argument('--assignment', help='assignment name (default: default_assignment of the manifest)')
     parser.add_argument('--feedback', help='folder for the feedback files (default: <out>-feedback beside the CSV)')
-    parser.add_argument('--jobs', type=int, default=None, help='parallel submissions (default: available cores)')
+    parser.add_argument('--jobs', type=int, default=None, help='submissions graded in parallel (default: cores)')
+    parser.add_argument('--shard', type=parse_shard, help='grade the i-th of n slices of the class (i/n), e.g. '
+                        'one per job of a cluster array; combine the shards with --merge')
+    parser.add_argument('--merge', nargs='+', metavar='CSV', help="combine the shards' CSVs (and their "
+                        "feedback and summaries) into --out")
+    parser.add_argument('--seed', type=int, help='seed of the inputs (default: a new one per run; shown in '
+                        'the feedback)')
     parser.add_argument('--time-limit', type=float, default=None, help='seconds per submission (default: manifest)')
-    parser.add_argument('--test-timeout', type=float, default=None, help='seconds per test (default: manifest)')
-    parser.add_argument('-k', '--keyword', help="grade only the tests matching this pytest -k expression "
-                        "(e.g. to regrade one test; the scores then cover those tests only)")
+    parser.add_argument('--test-timeout', '--check-timeout', dest='check_timeout', type=float, default=None,
+                        help='seconds per check (default: manifest test_timeout)')
+    parser.add_argument('--memory-limit', type=float, default=None,
+                        help='MB for all processes of a submission together (default: manifest, 3072)')
+    parser.add_argument('-k', '--checks', dest='only', help="grade only the checks whose name contains this "
+                        "(the scores then cover those checks only)")
     parser.add_argument('--keep', action='store_true', help='keep the temporary sandboxes (debugging)')
-    parser.add_argument('--root', default=str(handout.REPO), help='reference folder (default: this repository)')
+    parser.add_argument('--root', default=str(af.REPO), help='reference folder (default: this repository)')
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.out, args.feedback)
+        return 0
     root = Path(args.root).resolve()
     try:
-        manifest = handout.load_manifest(root / 'tools' / 'assignments.json')
+        manifest = af.load_manifest(root / 'tools' / 'assignments.json')
         assignment = args.assignment or manifest.get('default_assignment') or next(iter(manifest['assignments']))
-        handout.check_assignment(manifest, assignment)
-    except handout.HandoutError as error:
+        af.check_assignment(manifest, assignment)
+        if not args.submissions or not Path(args.submissions).is_dir():
+            print(f"error: {args.submissions} is not a folder", file=sys.stderr)
+            return 2
+        grade_class(root, args.submissions, args.out, assignment, args.feedback, args.jobs, args.time_limit,
+                    args.check_timeout, args.memory_limit, args.keep, args.only, args.seed, args.shard)
+    except af.HandoutError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not Path(args.submissions).is_dir():
-        print(f"error: {args.submissions} is not a folder", file=sys.stderr)
-        return 2
-    grade_class(root, args.submissions, args.out, assignment, args.feedback, args.jobs,
-                args.time_limit, args.test_timeout, args.keep, args.keyword)
     return 0
 
 

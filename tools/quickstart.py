@@ -1,13 +1,19 @@
 """One command to run the project on a fresh machine with only Python 3.10+.
 
-    python3 tools/quickstart.py train   # train the homework on the shipped MNIST, test it, save the curves
-    python3 tools/quickstart.py test    # run the test suite
+    python3 tools/quickstart.py train      # train the homework on the shipped MNIST, test it, save the curves
+    python3 tools/quickstart.py test       # run the test suite
+    python3 tools/quickstart.py notebook   # open runner.ipynb in Jupyter
+    python3 tools/quickstart.py report     # run the report's experiments, write report/report.pdf
+    python3 tools/quickstart.py submit     # pack what to hand in into submission.zip
 
 The first call creates a virtual environment in .venv and installs
 requirements.txt into it (about a minute, once); later calls reuse it and
-reinstall only when requirements.txt changes. Extra arguments are passed on:
+reinstall only when requirements.txt changes. Every command runs with one
+BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py).
+Extra arguments are passed on:
     python3 tools/quickstart.py train --momentum 0 --max_epoch 5
     python3 tools/quickstart.py test -k dataloader
+    python3 tools/quickstart.py report --quick
 """
 
 import hashlib
@@ -18,6 +24,9 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from threads import thread_environment  # noqa: E402  (standard library only)
+
 VENV = Path(os.environ.get('QUICKSTART_VENV', ROOT / '.venv'))
 REQUIREMENTS = ROOT / 'requirements.txt'
 OUTPUTS = ROOT / 'outputs'
@@ -56,30 +65,51 @@ def ensure_environment():
     stamp.write_text(wanted + '\n')
 
 
-def run(args):
+def run(args, interactive=False):
     """Run a command with the venv's Python from the project folder; return its exit code.
 
-    One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself: on a 2-core
-    machine it is as fast as two or faster for the homework model (README,
-    Speed) and does not collapse when another process is busy.
+    One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py):
+    on a 2-core machine it is as fast as two or faster for the homework model
+    (README, Speed) and does not collapse when another process is busy.
+    interactive=True keeps matplotlib's default backend (the notebook shows
+    its plots inline anyway).
     """
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
-    env.setdefault('MPLBACKEND', 'Agg')
-    for name in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-        env.setdefault(name, '1')
-    return subprocess.call([str(venv_python())] + args, cwd=ROOT, env=env)
+    env = thread_environment()
+    env['PYTHONDONTWRITEBYTECODE'] = '1'
+    if not interactive:
+        env.setdefault('MPLBACKEND', 'Agg')
+    try:
+        return subprocess.call([str(venv_python())] + args, cwd=ROOT, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+COMMANDS = ('train', 'test', 'notebook', 'report', 'submit')
+
+
+def command_line(command, extra):
+    """(arguments for the venv's Python, interactive) of a quickstart command."""
+    if command == 'test':
+        return ['-m', 'pytest'] + extra, False
+    if command == 'notebook':
+        return ['-m', 'notebook', 'runner.ipynb'] + extra, True
+    if command == 'report':
+        return ['report/make_report.py'] + extra, False
+    if command == 'submit':
+        return ['tools/submit.py'] + extra, False
+    return ['solver.py', '--quiet', '--plot', str(OUTPUTS / 'curves.png'),
+            '--history', str(OUTPUTS / 'history.json')] + extra, False
 
 
 def main(argv):
-    if not argv or argv[0] not in ('train', 'test'):
+    if not argv or argv[0] not in COMMANDS:
         sys.exit(__doc__)
     command, extra = argv[0], argv[1:]
     ensure_environment()
-    if command == 'test':
-        return run(['-m', 'pytest'] + extra)
-    OUTPUTS.mkdir(exist_ok=True)
-    return run(['solver.py', '--quiet', '--plot', str(OUTPUTS / 'curves.png'),
-                '--history', str(OUTPUTS / 'history.json')] + extra)
+    if command == 'train':
+        OUTPUTS.mkdir(exist_ok=True)
+    args, interactive = command_line(command, extra)
+    return run(args, interactive=interactive)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,155 @@
+"""The report's page of pictures of the momentum run: what the model learned.
+
+The weights of each class as a 28x28 template, the confusion matrix of the
+test split with per-class accuracy, and the misclassified test images the
+model was most confident about (visualize.py draws all three).
+
+The run's record in the report cache has its history, not its weights, so
+the weights are cached beside it, as weights-<run key>.npz (np.savez, no
+pickle). The run key covers the cfg, the data and the framework's code, so
+the weights are retrained exactly when the run itself would be. Training is
+seeded, so retraining gives the cached run again; the page checks that the
+test accuracy of the weights equals the run's.
+"""
+
+import numpy as np
+
+import visualize
+from fileio import atomic_write
+from layers import layers_of, param_names_of
+from solver import Solver
+from tools.recipe import predict_proba
+
+import runs
+from pages import A4, MARGIN
+
+EXPERIMENT, VALUE = 'momentum', 0.9        # the run shown: SGD with momentum 0.9
+
+
+def find_run(results):
+    """(label, key) of the momentum-0.9 run of the report, or None when it has none."""
+    for experiment in results['experiments']:
+        if experiment['name'] == EXPERIMENT:
+            for run in experiment['runs']:
+                if run['value'] == VALUE:
+                    return run['label'], run['key']
+    return None
+
+
+def _parameters(model):
+    """{name: array} of every parameter: W, b of the homework model, or
+    '<index>.<name>' of each layer of a network."""
+    if hasattr(model, 'W'):
+        return {'W': model.W, 'b': model.b}
+    return {f'{i}.{name}': getattr(layer, name) for i, layer in enumerate(layers_of(model))
+            for name in param_names_of(layer) if getattr(layer, 'trainable', False)}
+
+
+def _load_parameters(model, saved):
+    if hasattr(model, 'W'):
+        model.W, model.b = saved['W'], saved['b']
+        return
+    layers = layers_of(model)
+    for key in saved.files:
+        index, name = key.split('.')
+        setattr(layers[int(index)], name, saved[key])
+
+
+def trained_model(record, cache_dir):
+    """(solver, model) of a run: weights from cache_dir, or trained and cached there."""
+    solver = Solver(dict(record['cfg'], verbose=False))
+    path = runs.cache_path(cache_dir, record['key']).with_name(f"weights-{record['key']}.npz")
+    if path.exists():
+        with np.load(path, allow_pickle=False) as saved:
+            _load_parameters(solver.model, saved)
+        _, test_acc = solver.test()
+        if test_acc == record['test_acc']:
+            return solver, solver.model
+        solver = Solver(dict(record['cfg'], verbose=False))    # stale file: train again
+    with np.errstate(over='ignore', invalid='ignore'):
+        solver.train()
+    with atomic_write(path, 'wb') as f:
+        np.savez(f, **_parameters(solver.model))
+    return solver, solver.model
+
+
+TITLE = '(b) Momentum against no momentum: what the momentum-0.9 run learned'
+
+
+def write_page(writer, results, records, cache_dir, title=TITLE):
+    """Add the page (when the report has the momentum-0.9 run and it did not diverge).
+
+    Returns the numbers the page states, or None when there is no page.
+    """
+    found = find_run(results)
+    if found is None or records[found[1]]['status'] == runs.DIVERGED:
+        return None
+    label, key = found
+    record = records[key]
+    solver, model = trained_model(record, cache_dir)
+    test_set = solver.test_loader.dataset
+    probabilities = predict_proba(model, test_set.images)        # (N, C)
+    predicted = probabilities.argmax(axis=1)
+    counts = visualize.confusion_matrix(test_set.labels, predicted, test_set.num_classes)
+    class_acc = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
+    off_diagonal = counts - np.diag(np.diag(counts))
+    true_k, pred_k = np.unravel_index(off_diagonal.argmax(), counts.shape)
+    numbers = {'test_acc': float(np.mean(predicted == test_set.labels)),
+               'record_test_acc': record['test_acc'],
+               'hardest_class': int(class_acc.argmin()),
+               'hardest_class_acc': float(class_acc.min()),
+               'easiest_class': int(class_acc.argmax()),
+               'easiest_class_acc': float(class_acc.max()),
+               'top_confusion': [int(true_k), int(pred_k), int(off_diagonal.max())]}
+
+    figure_dir = writer.figure_dir
+    number = len(writer.pages) + 1
+    files = {name: figure_dir / f'{number:02d}-{name}.png'
+             for name in ('templates', 'confusion', 'misclassified')}
+    figures = []
+    if hasattr(model, 'W'):
+        figures.append(visualize.plot_weight_templates(model.W, files['templates'],
+                                                       image_shape=test_set.image_shape))
+    else:
+        figures.append(visualize.plot_weight_grid(visualize.first_layer_weights(model),
+                                                  files['templates'], test_set.image_shape))
+    figures.append(visualize.plot_confusion_matrix(test_set.labels, predicted,
+                                                   test_set.num_classes, files['confusion'],
+                                                   title='Test split'))
+    figures.append(visualize.plot_misclassified(test_set.images, test_set.labels, probabilities,
+                                                files['misclassified'], max_images=16,
+                                                image_shape=test_set.image_shape))
+
+    page = writer.new_page(title)
+    page.heading(title.split(': ', 1)[-1], size=12)
+    page.paragraph(f"The run \"{label}\" of the previous page, after its "
+                   f"{len(record['history']['train_loss'])} epochs, on the "
+                   f"{len(test_set):,} test images.", color='0.3')
+    k_true, k_pred, k_count = numbers['top_confusion']
+    for text in (
+            f"Test accuracy {100 * numbers['test_acc']:.2f}% "
+            f"({int(counts.sum() - np.trace(counts))} mistakes). Hardest class: "
+            f"{numbers['hardest_class']} ({100 * numbers['hardest_class_acc']:.1f}% right); easiest: "
+            f"{numbers['easiest_class']} ({100 * numbers['easiest_class_acc']:.1f}%). Most frequent "
+            f"mistake: {k_true} taken for {k_pred} ({k_count} images).",
+            "Top: the weights of each class as an image. The score of a class is the sum of the "
+            "pixels weighted by its template: red pixels raise it, blue lower it."):
+        page.paragraph(text, bullet=True)
+    if numbers['test_acc'] != record['test_acc']:
+        page.paragraph(f"Note: the run's record says {100 * record['test_acc']:.2f}% test accuracy; "
+                       f"retraining did not reproduce its weights exactly.", color='firebrick')
+    for fig, name, height in zip(figures, files, (2.9, 3.0, 2.4)):
+        _place(page, files[name], height)
+        writer.figures.append(f'{figure_dir.name}/{files[name].name}')
+        visualize.plt.close(fig)
+    writer.finish_page(page)
+    return numbers
+
+
+def _place(page, path, height):
+    """The saved PNG `path` on the page, `height` inches tall, full text width."""
+    ax = page.fig.add_axes([MARGIN / A4[0], (page.y - height) / A4[1],
+                            (A4[0] - 2 * MARGIN) / A4[0], height / A4[1]])
+    ax.imshow(visualize.plt.imread(path))
+    ax.axis('off')
+    page.y -= height + 0.1

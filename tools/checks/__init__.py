@@ -1,0 +1,175 @@
+"""Graded checks: the student's code runs in a child process, the verdict is computed here.
+
+A check is three small functions:
+
+- make_inputs(rng) -> {name: array}: the inputs, drawn by the trusted grader
+  from a seed chosen per grading run (so precomputed answers do not help);
+- child(inputs, modules) -> {name: number or array}: calls the code under
+  test, e.g. modules.loss.SoftmaxCrossEntropyLoss, on those inputs. Its
+  source is sent to the child process (tools/_probe_child.py), where
+  `modules` are the student's; it must be self-contained (imports inside,
+  no globals other than the `constants` of its Check);
+- compare(got, expected, inputs): the trusted half. `expected` is what the
+  same child function returns when the grader runs it on the *reference*
+  modules in its own process; raise CheckFailed(message) to fail.
+
+The child's outputs reach compare() only after load_outputs() has read them
+with allow_pickle=False and checked that they have exactly the expected
+names, shapes and numeric dtypes. Messages are written here, from the
+comparison (which array, relative error, first differing index), never by
+student code.
+
+An assignment's checks live in tools/checks/<assignment>.py, returned by its
+function checks(root) (root: the reference folder); their points are in
+tools/assignments.json under "checks".
+"""
+
+import importlib
+import inspect
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+_TESTS = Path(__file__).resolve().parents[2] / 'tests'
+if str(_TESTS) not in sys.path:
+    sys.path.append(str(_TESTS))   # tests/gradcheck.py: the project's comparison and its messages
+
+from gradcheck import assert_close  # noqa: E402
+
+
+class CheckFailed(Exception):
+    """A check's verdict: failed, with a message for the student."""
+
+
+class Check(object):
+    """One graded check (see the module docstring).
+
+    name: short id, used in tools/assignments.json, the CSV and the feedback.
+    about: one line saying what it checks, shown in the feedback.
+    hidden: not described to students before grading; its child source is
+        sent at run time only, and free text from student code is shown for
+        it in its first line only.
+    constants: {name: str or number} prepended to the child's source (for
+        code the child needs, such as the original framework's files).
+    helpers: functions the child function calls, sent with it.
+    """
+
+    def __init__(self, name, about, make_inputs, child, compare, hidden=False, constants=None, helpers=()):
+        self.name, self.about, self.hidden = name, about, hidden
+        self.make_inputs, self.child, self.compare = make_inputs, child, compare
+        self.constants, self.helpers = dict(constants or {}), list(helpers)
+
+    def child_source(self):
+        """The code sent to the child: constants, helper functions, the child function."""
+        lines = [f"{name} = {value!r}" for name, value in self.constants.items()]
+        functions = [textwrap.dedent(inspect.getsource(f)) for f in self.helpers + [self.child]]
+        return '\n'.join(lines + functions)
+
+    def run_reference(self, inputs, root):
+        """The expected outputs: the child function on the reference modules, here."""
+        namespace = {'__name__': 'grading_check'}
+        exec(compile(self.child_source(), f"<check {self.name}>", 'exec'), namespace)
+        outputs = namespace[self.child.__name__]({k: v.copy() for k, v in inputs.items()},
+                                                ReferenceModules(root))
+        return {key: np.asarray(value) for key, value in outputs.items()}
+
+
+class ReferenceModules(object):
+    """modules.loss, modules.optimizer, ... of the reference (trusted) folder."""
+
+    def __init__(self, root):
+        root = str(Path(root).resolve())
+        if root not in sys.path:
+            sys.path.insert(0, root)
+
+    def __getattr__(self, name):
+        return importlib.import_module(name)
+
+
+def load_checks(assignment, root):
+    """checks(root) of tools/checks/<assignment>.py ([] if the assignment has none yet)."""
+    try:
+        module = importlib.import_module(f'checks.{assignment}')
+    except ModuleNotFoundError as error:
+        if error.name in (f'checks.{assignment}',):
+            return []
+        raise
+    found = module.checks(Path(root))
+    names = [check.name for check in found]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tools/checks/{assignment}.py: two checks share a name")
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Reading the child's outputs (untrusted data)
+# ---------------------------------------------------------------------------
+
+def load_outputs(path, expected):
+    """The arrays of the child's .npz file, checked against the expected ones.
+
+    Raises CheckFailed if the file is unreadable or has other names, shapes or
+    non-numeric dtypes (shapes are compared in compare(), which says which
+    array is wrong)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            got = {key: data[key] for key in data.files}
+    except Exception:  # noqa: BLE001  (any unreadable file is a failed check, never a grader error)
+        raise CheckFailed("the results of this check could not be read (was the output file changed?)") from None
+    if set(got) != set(expected):
+        raise CheckFailed(f"the results of this check have the wrong names "
+                          f"(got {sorted(got)[:8]}, expected {sorted(expected)})")
+    for key, array in got.items():
+        if array.dtype.kind not in 'biuf':
+            raise CheckFailed(f"{key}: expected numbers, got dtype {array.dtype}")
+    return got
+
+
+# ---------------------------------------------------------------------------
+# Comparisons used by the checks
+# ---------------------------------------------------------------------------
+
+def close(got, expected, name, rtol=1e-7, atol=0.0):
+    """Fail unless got matches expected: says which array, the relative error
+    and the first differing index (tests/gradcheck.py's assert_close)."""
+    got = np.asarray(got)
+    expected = np.asarray(expected)
+    if got.shape != expected.shape:
+        raise CheckFailed(f"{name}: shape {got.shape}, expected {expected.shape}")
+    try:
+        assert_close(got, expected, name, rtol=rtol, atol=atol)
+    except AssertionError as error:
+        raise CheckFailed(str(error)) from None
+
+
+def compare_all(rtol=1e-7, atol=0.0, names=None):
+    """A compare() that checks every output (or `names`) with close()."""
+    def compare(got, expected, inputs):
+        for key in names or sorted(expected):
+            close(got[key], expected[key], key, rtol=rtol, atol=atol)
+    return compare
+
+
+# ---------------------------------------------------------------------------
+# MNIST as the trusted side sees it (for checks that train)
+# ---------------------------------------------------------------------------
+
+_mnist = {}
+
+
+def mnist(root):
+    """(train images uint8 (60000, 784), train labels, test images, test labels) of root/data,
+    read once per process with the reference's reader."""
+    root = Path(root)
+    if root not in _mnist:
+        from dataloader import load_mnist
+        _mnist[root] = load_mnist(root / 'data', 'train') + load_mnist(root / 'data', 't10k')
+    return _mnist[root]
+
+
+def image_mean(images):
+    """The homework's default normalisation ('image_mean'): /255, then minus each image's mean."""
+    x = images.astype(np.float64) / 255
+    return x - x.mean(axis=1, keepdims=True)
