@@ -1,6 +1,6 @@
 """Regenerate the homework's PDF report with one command (notes §1.3).
 
-    python report/make_report.py            # every experiment: 12 runs of 10 epochs, about 70 s of CPU
+    python report/make_report.py            # every experiment (the homework's 12 runs: about 70 s of CPU)
     python report/make_report.py --quick    # a subset with 2 epochs, for CI
     python report/make_report.py --force    # retrain even the runs in the cache
     python3 tools/quickstart.py report      # the same, with the project's Python
@@ -244,7 +244,7 @@ def analysis_template(experiments):
              '',
              'Write your analysis under each heading (keep the "## name" lines), then run',
              '`python3 tools/quickstart.py report` again: each section goes into the box on its',
-             'page of report.pdf (runs are cached, so this takes seconds). Lines starting with',
+             'page of report.pdf (runs are cached: it only redraws the PDF). Lines starting with',
              '">" are the questions and are not copied.', '']
     for experiment in experiments:
         lines += [f'## {experiment.name}', '', f'> {experiment.question}', '', '']

@@ -25,7 +25,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from dataloader import write_idx  # noqa: E402  (needs the path set above)
-from public_checks_note import pytest_terminal_summary  # noqa: E402,F401  (handouts: 'public tests only')
+from public_checks_note import public_checks_note  # noqa: E402  (handouts: 'these are the public tests')
 
 IMAGE_SIZE = 28     # rows and columns, as in MNIST
 BORDER = 4          # MNIST digits leave a blank border; so do ours
@@ -197,4 +197,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             write(f'{other} other failed tests: see their details above.')
         if todos:
             write(_next_step(todos))
+    if public_checks_note():
+        terminalreporter.write_line(public_checks_note())
     return result

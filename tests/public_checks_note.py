@@ -1,7 +1,9 @@
 """A line at the end of every test run in a student handout: this self-check
 runs the public tests only, so green is not yet full marks.
 
-tests/conftest.py imports the hook below. The handout's tools/submission.json
+tests/conftest.py prints public_checks_note() at the end of its terminal
+summary (pytest_terminal_summary below does the same for a conftest
+without one). The handout's tools/submission.json
 (written by tools/handout.py) says whether grading adds hidden checks; in the
 instructor's repository, where the hidden tests run too, nothing is printed.
 """

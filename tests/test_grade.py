@@ -223,6 +223,10 @@ def make_class(folder, handout_loss):
     write_folder('with_venv', {'loss.py': LOSS, 'optimizer.py': OPTIMIZER, '.venv/lib/big.bin': 'x' * 2 ** 20,
                                '.venv/lib/loss.py': 'raise SystemExit', 'data/train-images-idx3-ubyte': 'x',
                                '__pycache__/loss.cpython-311.pyc': 'x'})
+    (folder / 'zip_in_folder').mkdir()             # a course site's export: a folder with the student's zip
+    with zipfile.ZipFile(folder / 'zip_in_folder' / 'submission-softmax.zip', 'w') as zf:
+        zf.writestr('loss.py', LOSS)
+        zf.writestr('optimizer.py', OPTIMIZER)
     with zipfile.ZipFile(folder / 'traversal.zip', 'w') as zf:
         zf.writestr('loss.py', LOSS)
         zf.writestr('../../evil.py', 'print("owned")')
@@ -307,7 +311,7 @@ def score(row):
 FULL = sum(POINTS.values())
 NAMES = {'correct', 'original_framework', 'wrong_gradient', 'loop_based', 'crashing', 'hanging', 'missing_file',
          'noisy', 'with_venv', 'traversal', 'forge_results_files', 'forge_patched_writer', 'exit_at_import',
-         'delegating', 'leaking', 'escaped_child', 'memory_hog', '张三', '李四', 'a b', 'a_b', "'=2+3",
+         'delegating', 'leaking', 'escaped_child', 'memory_hog', 'zip_in_folder', '张三', '李四', 'a b', 'a_b', "'=2+3",
          "'@SUM(A1)", 'tarred', 'linked'}
 
 
@@ -328,7 +332,8 @@ def test_formula_names_are_neutralised_in_the_csv(graded):
 
 
 def test_honest_complete_submissions_score_full_marks(graded):
-    for name in ('correct', 'original_framework', 'noisy', 'with_venv', '张三', '李四', 'a b', 'a_b', "'=2+3"):
+    for name in ('correct', 'original_framework', 'noisy', 'with_venv', 'zip_in_folder', '张三', '李四', 'a b', 'a_b',
+                 "'=2+3"):
         assert score(graded['rows'][name]) == (FULL, FULL), graded['feedback'][name.lstrip("'")]
     # what the noisy one wrote outside its folder stayed in the grader's scratch space
     assert not (graded['tmp'] / 'submissions' / 'escaped.txt').exists()

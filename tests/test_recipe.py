@@ -396,3 +396,48 @@ def test_deep_network_experiment_shows_vanishing_gradients_and_bad_initialisatio
     assert gaussian['act_std'][1] / gaussian['act_std'][-1] > 1e4
     # MSRA keeps their spread: the hidden layers' stds within a factor of 2 of each other
     assert msra['act_std'][1:].max() / msra['act_std'][1:].min() < 2
+
+
+@pytest.mark.solution('softmax', 'mlp')
+def test_recipe_steps_work_for_an_mlp(tiny_cfg):
+    cfg = dict(tiny_cfg, hidden_sizes=[32], learning_rate=0.1)
+    assert check_initial_loss(cfg).passed
+    assert overfit_small_subset(cfg, num_images=50).reached
+    result = lr_range_test(cfg, learning_rates=[1e-3, 1e-1], num_batches=10)
+    assert result.best_lr == 0.1 and result.losses[1] < result.losses[0]
+    solver = recipe._solver(cfg)
+    probabilities = recipe.predict_proba(solver.model, solver.val_loader.dataset.images)
+    assert probabilities.shape == (50, 10) and np.allclose(probabilities.sum(axis=1), 1)
+    usable, notes = usable_search_space(recipe.SEARCH_SPACE, cfg)
+    assert 'weight_decay' in usable
+
+
+@pytest.mark.solution('mlp')
+def test_layer_statistics_against_a_hand_computed_forward_and_backward():
+    from layers import Classifier, FCLayer, Network, ReLULayer
+    from loss import SoftmaxCrossEntropyLossLayer
+    from visualize import LayerStatistics
+
+    rng = np.random.default_rng(5)
+    x, labels = rng.normal(size=(30, 12)), rng.integers(0, 4, size=30)
+    np.random.seed(0)
+    network = Network([FCLayer(12, 8, init='msra', input_grad=False), ReLULayer(), FCLayer(8, 4)])
+    model = Classifier(network, SoftmaxCrossEntropyLossLayer())
+    stats = LayerStatistics(x, labels)
+    stats.record(model, step=7)
+
+    W1, b1 = network.layerList[0].W, network.layerList[0].b
+    W2, b2 = network.layerList[2].W, network.layerList[2].b
+    h = np.maximum(x @ W1 + b1, 0)                        # the input of the second FC layer
+    logits = h @ W2 + b2
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    delta2 = (p - np.eye(4)[labels]) / len(x)              # notes §2.3.4
+    delta1 = (delta2 @ W2.T) * (h > 0)
+    history = stats.history
+    assert history['step'] == [7]
+    assert history['loss'][0] == pytest.approx(-np.mean(np.log(p[np.arange(30), labels])))
+    assert history['act_mean'][0] == pytest.approx([x.mean(), h.mean()])
+    assert history['act_std'][0] == pytest.approx([x.std(), h.std()])
+    assert history['grad_norm'][0] == pytest.approx([np.linalg.norm(x.T @ delta1),
+                                                     np.linalg.norm(h.T @ delta2)])

@@ -94,11 +94,12 @@ def test_first_test_run_lists_the_todos_on_its_first_screen(softmax_handout):
 
 def test_handout_command_outside_the_venv_says_which_python(tmp_path):
     # A copy of the tool with no .venv beside it, started by a Python without nbformat.
-    (tmp_path / 'tools').mkdir()
-    shutil.copy(REPO / 'tools' / 'handout.py', tmp_path / 'tools' / 'handout.py')
+    copy = tmp_path / 'course'
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
+        '.git', '.venv', 'venv', 'data', '__pycache__', '.pytest_cache', 'cache', 'quick', 'outputs'))
     code = ("import runpy, sys; sys.modules['nbformat'] = None; "
             f"sys.argv = ['handout.py', '--assignment', 'softmax', {str(tmp_path / 'out')!r}]; "
-            f"runpy.run_path({str(tmp_path / 'tools' / 'handout.py')!r}, run_name='__main__')")
+            f"runpy.run_path({str(copy / 'tools' / 'handout.py')!r}, run_name='__main__')")
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert 'ModuleNotFoundError' not in result.stderr

@@ -227,33 +227,45 @@ def test_live_curves_update_one_display_in_a_notebook(monkeypatch):
 
 # ----- per-layer statistics (notes §2.3.5, §2.5.1) -----
 
-def test_layer_statistics_against_a_hand_computed_forward_and_backward():
-    from layers import FCLayer, ReLULayer, Network, Classifier
-    from loss import SoftmaxCrossEntropyLossLayer
+class StubLayer:
+    """What LayerStatistics reads of a layer: W, and after a pass Input and grad_W."""
 
+    def __init__(self, W):
+        self.W = W
+
+
+class StubModel:
+    """A 'network' whose forward pass stores given inputs and gradients in its layers."""
+
+    def __init__(self, inputs, grads):
+        self.network = SimpleNamespace(layerList=[StubLayer(g) for g in grads] + [object()])
+        self.inputs, self.grads = inputs, grads
+
+    def forward(self, images, labels):
+        for layer, Input in zip(self.network.layerList, self.inputs):
+            layer.Input = Input
+        return 1.25, 0.5
+
+    def gradient_computing(self):
+        for layer, grad in zip(self.network.layerList, self.grads):
+            layer.grad_W = grad
+
+
+def test_layer_statistics_record_the_mean_spread_and_gradient_norm_of_each_layer():
     rng = np.random.default_rng(5)
-    x, labels = rng.normal(size=(30, 12)), rng.integers(0, 4, size=30)
-    np.random.seed(0)
-    network = Network([FCLayer(12, 8, init='msra', input_grad=False), ReLULayer(), FCLayer(8, 4)])
-    model = Classifier(network, SoftmaxCrossEntropyLossLayer())
-    stats = visualize.LayerStatistics(x, labels)
-    stats.record(model, step=7)
-
-    W1, b1 = network.layerList[0].W, network.layerList[0].b
-    W2, b2 = network.layerList[2].W, network.layerList[2].b
-    h = np.maximum(x @ W1 + b1, 0)                        # the input of the second FC layer
-    logits = h @ W2 + b2
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    delta2 = (p - np.eye(4)[labels]) / len(x)              # notes §2.3.4
-    delta1 = (delta2 @ W2.T) * (h > 0)
+    inputs = [rng.normal(size=(30, 12)), np.maximum(rng.normal(size=(30, 8)), 0)]
+    grads = [np.full((12, 8), 0.5), np.array([[3.0, 4.0]])]
+    stats = visualize.LayerStatistics(np.zeros((30, 12)), np.zeros(30, dtype=int))
+    stats.record(StubModel(inputs, grads), step=7)
     history = stats.history
-    assert history['step'] == [7]
-    assert history['loss'][0] == pytest.approx(-np.mean(np.log(p[np.arange(30), labels])))
-    assert history['act_mean'][0] == pytest.approx([x.mean(), h.mean()])
-    assert history['act_std'][0] == pytest.approx([x.std(), h.std()])
-    assert history['grad_norm'][0] == pytest.approx([np.linalg.norm(x.T @ delta1),
-                                                     np.linalg.norm(h.T @ delta2)])
+    assert history['step'] == [7] and history['loss'] == [1.25]
+    assert history['act_mean'][0] == pytest.approx([inputs[0].mean(), inputs[1].mean()])
+    assert history['act_std'][0] == pytest.approx([inputs[0].std(), inputs[1].std()])
+    assert history['grad_norm'][0] == pytest.approx([0.5 * np.sqrt(96), 5.0])
+    stats.on_epoch_end(SimpleNamespace(model=StubModel(inputs, grads)), epoch=0)
+    assert history['step'] == [7, 1], 'as a callback it records after each epoch, counted from 1'
+    with pytest.raises(ValueError, match='network of layers'):
+        stats.record(SimpleNamespace(W=np.ones(3)), step=0)
 
 
 def test_layer_statistics_plot_draws_the_first_record_per_layer(tmp_path):

@@ -356,8 +356,11 @@ def has_hidden_checks(root, assignment):
     tools = str(Path(root) / 'tools')
     if tools not in sys.path:
         sys.path.insert(0, tools)
-    from checks import load_checks   # the grader's checks; imported only here
-    return any(check.hidden for check in load_checks(assignment, root))
+    try:
+        from checks import load_checks   # the grader's checks; imported only here
+        return any(check.hidden for check in load_checks(assignment, root))
+    except ImportError:                  # a course without graded checks (yet)
+        return False
 
 
 def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
@@ -396,11 +399,12 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
                 target.write_text(text, encoding='utf-8')
                 summary['todo_regions'] += own
                 summary['stubbed_regions'] += other
-        if 'tools/submit.py' in files:   # what tools/submit.py packs, and what the self-check says
-            spec = manifest['assignments'][assignment]
-            (tmp / 'tools' / 'submission.json').write_text(json.dumps(
-                {'assignment': assignment, 'files': spec['student_files'], 'student_files': spec['student_files'],
-                 'hidden_checks': has_hidden_checks(root, assignment)}, indent=1) + '\n', encoding='utf-8')
+        # what tools/submit.py packs, and whether the self-check should say it is the public part
+        spec = manifest['assignments'][assignment]
+        (tmp / 'tools').mkdir(exist_ok=True)
+        (tmp / 'tools' / 'submission.json').write_text(json.dumps(
+            {'assignment': assignment, 'files': spec['student_files'], 'student_files': spec['student_files'],
+             'hidden_checks': has_hidden_checks(root, assignment)}, indent=1) + '\n', encoding='utf-8')
         problems = find_leaks(root, tmp, manifest)
         if problems:
             raise HandoutError("the handout check failed:\n  " + '\n  '.join(problems))

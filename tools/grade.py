@@ -5,10 +5,11 @@
     python tools/grade.py --merge shard-*/grades.csv --out grades.csv
 
 SUBMISSIONS_DIR holds one folder or one .zip per student, named after the
-student, with the files of the handout the student edited (for softmax:
-loss.py, optimizer.py, runner.ipynb). Other files, a virtual environment,
-data files and caches inside a submission are ignored; a file found in a
-single sub-folder (alice.zip -> alice/loss.py) is found too.
+student (a folder may hold the student's zip), with the files of the
+handout the student edited (for softmax: loss.py, optimizer.py,
+runner.ipynb). Other files, a virtual environment, data files and caches
+inside a submission are ignored; a file found in a single sub-folder
+(alice.zip -> alice/loss.py) is found too.
 
 How a verdict is reached (see tools/checks/__init__.py):
 1. The submission is read without running anything: zips are read in memory,
@@ -40,10 +41,13 @@ file per submission, and a class summary (for each check, the share of
 students failing it and the most common failure message).
 
 What this does NOT protect against: the child runs with the grader's user
-rights. It cannot change a verdict, but it could read files that user can
-read (the instructor's folder included, e.g. found through the Python
-interpreter's path) and write them somewhere, or signal the grader. Grade
-untrusted submissions as a dedicated unprivileged user or in a container.
+rights. It cannot change a verdict by what it writes, but it could read
+files that user can read (the reference included, e.g. found through the
+interpreter's path or the grader's command line), call the reference
+instead of its own code, copy files elsewhere, or signal the grader. Use
+--python with an interpreter outside the reference folder, and grade
+untrusted submissions as a user who cannot read the reference, or in a
+container without network.
 """
 
 import argparse
@@ -205,6 +209,12 @@ def read_submission(path, spec):
     path = Path(path)
     members = _list_zip(path) if path.suffix.lower() == '.zip' else _list_folder(path)
     files, notes = {}, []
+    zips = sorted(name for name in members if name.lower().endswith('.zip'))
+    if path.is_dir() and len(zips) == 1 and not any(
+            n == w or n.endswith('/' + w) for n in members for w in spec['student_files']):
+        # a folder holding the student's zip (as course sites export them, or tools/submit.py's zip)
+        notes.append(f"read {zips[0]} in the folder")
+        members = _list_zip(path / zips[0])
     for wanted in spec['student_files']:
         candidates = sorted((n for n in members if n == wanted or n.endswith('/' + wanted)),
                             key=lambda n: (n.count('/'), n))
@@ -237,7 +247,7 @@ def find_submissions(folder, log=print):
         elif archive:
             name = entry.name[:-len(archive)]
             problem = (f"a {archive} archive: the grader opens .zip files and folders only; "
-                       f"submit a .zip (python tools/submit.py makes one)")
+                       f"submit a .zip (python3 tools/quickstart.py submit makes one)")
         else:
             log(f"ignored {entry.name}: not a folder or an archive")
             continue
@@ -263,8 +273,9 @@ class GradingRun(object):
     main thread, read-only afterwards)."""
 
     def __init__(self, root, assignment, seed=None, only=None, time_limit=None, check_timeout=None,
-                 memory_limit_mb=None, workspace=None):
+                 memory_limit_mb=None, workspace=None, python=None):
         self.root = Path(root).resolve()
+        self.python = str(python or sys.executable)   # the child's interpreter (needs NumPy)
         self.manifest = af.load_manifest(self.root / 'tools' / 'assignments.json')
         self.assignment = assignment
         self.spec = af.check_assignment(self.manifest, assignment)
@@ -391,7 +402,7 @@ def run_checks(run, sandbox):
             return None
 
         result = process_guard.run_contained(
-            [sys.executable, '-I', '-'], cwd=sandbox, env=child_environment(sandbox),
+            [run.python, '-I', '-'], cwd=sandbox, env=child_environment(sandbox),
             stdin=child_program(run, todo), time_limit=remaining, memory_limit=run.memory_limit,
             stop_check=stuck)
         output = result['output']
@@ -665,7 +676,7 @@ def write_outputs(out_csv, feedback_dir, assignment, checks, results, feedback_t
 
 def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, jobs=None, time_limit=None,
                 check_timeout=None, memory_limit_mb=None, keep=False, only=None, seed=None, shard=None,
-                log=print):
+                python=None, log=print):
     """Grade every submission (or one shard); write the CSV, feedback files and class summary."""
     submissions = find_submissions(submissions_dir, log)
     if shard:
@@ -677,8 +688,12 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
     out_csv = Path(out_csv)
     feedback_dir = Path(feedback_dir) if feedback_dir else out_csv.with_name(out_csv.stem + '-feedback')
     started = time.monotonic()
-    run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb)
+    run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb, python=python)
     run.keep = keep
+    if Path(root).resolve() in Path(os.path.abspath(run.python)).parents:
+        log(f"WARNING: the interpreter that runs student code ({run.python}) lives inside the reference folder: "
+            f"a submission can find the reference solution from it. Give --python an interpreter (with NumPy) "
+            f"installed outside it, and grade as a user who cannot read the reference.")
     log(f"Set up in {time.monotonic() - started:.1f} s (handout copy, inputs, expected values)")
     started = time.monotonic()
     log(f"Grading {len(submissions)} submissions of '{assignment}' ({len(run.checks)} checks, seed {run.seed}) "
@@ -793,6 +808,8 @@ def main(argv=None):
                         help='MB for all processes of a submission together (default: manifest, 3072)')
     parser.add_argument('-k', '--checks', dest='only', help="grade only the checks whose name contains this "
                         "(the scores then cover those checks only)")
+    parser.add_argument('--python', help='interpreter that runs student code (default: this one); use one '
+                        'installed outside the reference folder, so that nothing in its path leads there')
     parser.add_argument('--keep', action='store_true', help='keep the temporary sandboxes (debugging)')
     parser.add_argument('--root', default=str(af.REPO), help='reference folder (default: this repository)')
     args = parser.parse_args(argv)
@@ -808,7 +825,8 @@ def main(argv=None):
             print(f"error: {args.submissions} is not a folder", file=sys.stderr)
             return 2
         grade_class(root, args.submissions, args.out, assignment, args.feedback, args.jobs, args.time_limit,
-                    args.check_timeout, args.memory_limit, args.keep, args.only, args.seed, args.shard)
+                    args.check_timeout, args.memory_limit, args.keep, args.only, args.seed, args.shard,
+                    args.python)
     except af.HandoutError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

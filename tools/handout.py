@@ -59,8 +59,6 @@ from assignment_files import (  # noqa: E402,F401
     BEGIN_RE, END_RE, MANIFEST, MARKDOWN_ANSWER, MIN_LEAK_CHARS, REPO, TAG_RE, HandoutError,
     check_assignment, find_leaks, find_regions, handout_files, handout_text, list_files, load_manifest,
     make_handout, solution_lines, strip_instructor_notes, strip_notebook, strip_regions, test_file_tags)
-import grade  # noqa: E402  (tools/grade.py: validation grades the reference as a submission)
-import process_guard  # noqa: E402
 
 
 # ---------------------------------------------------------------------------
@@ -79,6 +77,7 @@ def run_tests_observed(folder, timeout=600):
                    GRADER_TEST_TIMEOUT=str(max(timeout / 4, 30)), PYTHONDONTWRITEBYTECODE='1',
                    MPLBACKEND='Agg', OPENBLAS_NUM_THREADS='1')
         env.pop('GRADER_ASSIGNMENT', None)
+        import process_guard  # tools/process_guard.py (validation only: the handout command stays light)
         result = process_guard.run_contained(
             [sys.executable, '-m', 'pytest', '-p', '_grading_plugin', '-p', 'no:cacheprovider', '-q',
              '--tb=no', '--color=no', '--continue-on-collection-errors'],
@@ -105,6 +104,7 @@ def run_tests_observed(folder, timeout=600):
 def validate_checks(root, name, log=print):
     """The graded checks of an assignment: the reference passes every one, the
     handout's own files (nothing submitted) earn no point. Returns problems."""
+    import grade  # tools/grade.py: validation grades the reference as a submission (grade never imports handout)
     try:
         run = grade.GradingRun(root, name)
     except HandoutError as error:

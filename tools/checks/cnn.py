@@ -6,7 +6,7 @@ x_shape, W, pad) -> (dx, dW, db), max_pool_forward(x, k, pad) -> (out,
 x_pad), max_pool_backward(delta, out, x_pad, k, pad) -> dx,
 avg_pool_forward(x, k, pad) -> out, avg_pool_backward(delta, x_shape, k,
 pad) -> dx; and the layers of layers.py that use them (ConvLayer,
-MaxPoolingLayer) with their parameters set from the inputs. Shapes, kernel
+MaxPoolingLayer, AvgPoolingLayer) with their parameters set from the inputs. Shapes, kernel
 sizes and paddings are drawn per grading run; expected values come from the
 reference.
 """
@@ -84,8 +84,13 @@ def avg_pool_child(inputs, modules):
     x, k, pad = inputs['x'], int(inputs['kernel_size']), int(inputs['pad'])
     out = modules.im2col.avg_pool_forward(x, k, pad)
     dx = modules.im2col.avg_pool_backward(inputs['delta'], x.shape, k, pad)
+    layer = modules.layers.AvgPoolingLayer(k, pad)
+    layer_out = layer.forward(x)
+    layer_dx = layer.backward(inputs['delta'])
     return {'avg_pool_forward out': np.asarray(out, dtype=np.float64),
-            'avg_pool_backward dx': np.asarray(dx, dtype=np.float64)}
+            'avg_pool_backward dx': np.asarray(dx, dtype=np.float64),
+            'AvgPoolingLayer.forward output': np.asarray(layer_out, dtype=np.float64),
+            'AvgPoolingLayer.backward delta for the layer below': np.asarray(layer_dx, dtype=np.float64)}
 
 
 # ---------------------------------------------------------------------------
@@ -99,6 +104,6 @@ def checks(root):
               conv_inputs, conv_child, compare_all(rtol=1e-8, atol=1e-12)),
         Check('max_pooling', "max_pool_forward and max_pool_backward (ties: the first maximum), alone and "
                              "in MaxPoolingLayer", pool_inputs, max_pool_child, compare_all(rtol=1e-8, atol=1e-12)),
-        Check('avg_pooling', "avg_pool_forward and avg_pool_backward",
+        Check('avg_pooling', "avg_pool_forward and avg_pool_backward, alone and in AvgPoolingLayer",
               pool_inputs, avg_pool_child, compare_all(rtol=1e-8, atol=1e-12)),
     ]

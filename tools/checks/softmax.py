@@ -20,7 +20,12 @@ from checks import softmax_hidden
 
 
 def random_batches(rng, shapes):
-    """{x<i>, labels<i>, W<i>, b<i>} for batches of the given (n, d, c)."""
+    """{x<i>, labels<i>, W<i>, b<i>} for batches of the given (n, d, c).
+
+    W and b are small (std 0.1), so that no class probability is tiny: a loss
+    written as log(prob + EPS), as the original homework suggests, is then
+    within 1e-9 of the exact one, and the rtol of 1e-8 used below holds for
+    every draw, not just most."""
     inputs = {}
     for i, (n, d, c) in enumerate(shapes):
         inputs[f'x{i}'] = rng.normal(size=(n, d))
@@ -283,8 +288,9 @@ def compare_momentum(got, expected, inputs):
 
 def compare_vectorised(name, what):
     def compare(got, expected, inputs):
+        # only a gate (the values are graded by the other checks): loose enough for log(prob + EPS)
         close(got['value of the large run'], expected['value of the large run'],
-              f'{name} (the values of the traced run)', rtol=1e-7, atol=1e-12)
+              f'{name} (the values of the traced run)', rtol=1e-6, atol=1e-12)
         small, large = (int(s) for s in inputs['sizes'])
         files = ('loss.py', 'optimizer.py')
         growing = [(files[f], line, a, b) for f, line, a, b in got['line counts'] if b - a >= (large - small) // 2]
@@ -300,8 +306,8 @@ def compare_vectorised(name, what):
 def vectorised_inputs(what):
     def make(rng):
         inputs = {'what': np.array(what), 'sizes': np.array([8, 40]), 'x': rng.normal(size=(40, 6)),
-                  'labels': rng.integers(0, 4, size=40), 'W': rng.normal(size=(6, 4)),
-                  'b': rng.normal(size=(1, 4))}
+                  'labels': rng.integers(0, 4, size=40), 'W': rng.normal(scale=0.1, size=(6, 4)),
+                  'b': rng.normal(scale=0.1, size=(1, 4))}
         return inputs
     return make
 
@@ -365,7 +371,7 @@ def checks(root):
         Check('gradients', "gradient_computing: grad_W and grad_b on the same batches",
               batch_inputs, gradients_child, compare_all(rtol=1e-7, atol=1e-12)),
         Check('batch_average', "the loss and gradients of a batch written twice are those of the batch",
-              lambda rng: random_batches(rng, [(7, 5, 3)]), doubled_batch_child, compare_all(rtol=1e-9, atol=1e-12)),
+              lambda rng: random_batches(rng, [(7, 5, 3)]), doubled_batch_child, compare_all(rtol=1e-8, atol=1e-12)),
         Check('extreme_logits', "logits of about 1e5 give a finite loss and gradients (no overflow)",
               extreme_inputs, extreme_child, compare_extreme),
         Check('float32', "training on float32 data keeps W and b float32 (a hint, no points)",
