@@ -30,8 +30,14 @@ Memory layout, which decides the speed: the matrix product gives the output
 as (F, N·H'·W'), channel-major ("CNHW" in memory). The forward pass returns
 it as a transposed *view* of shape (N, F, H', W'), so nothing is copied;
 ReLU keeps that layout (NumPy's element-wise operations follow the input's
-memory order), pooling reshapes it without copying, and the next
-convolution's im2col reads it row by row. A caller only ever sees
+memory order), pooling reads it through strided views of the k·k window
+pixels and writes its output in the same order, and the next convolution's
+im2col reads it row by row. Pooling, with stride = kernel size, is k·k
+element-wise operations on those views (np.maximum for max pooling, sums
+for average pooling): a reduction over window axes of a 6-D view is many
+times slower in NumPy. Backward passes never use np.add.at or index arrays:
+col2im is one strided add per kernel offset, max pooling's backward one
+comparison and one strided assignment per offset. A caller only ever sees
 (N, C, H, W) shapes; the layout is an implementation detail that any code
 written against shapes can ignore.
 """
@@ -171,20 +177,20 @@ def _channel_major(x):
     return x.shape[0] > 1 and x.strides[0] < x.strides[1]
 
 
-def image_windows(x_pad, kernel_size, stride=1):
-    """All k x k windows of padded images, as a view (nothing is copied).
+def image_windows(x_pad, kernel_size):
+    """All k x k windows (stride 1) of padded images, as a view (nothing is copied).
 
     Input: x_pad (N, C, H_pad, W_pad).
     Returns windows (N, C, H', W', k, k), with windows[n, c, i, j] the window
-    whose top-left corner is x_pad[n, c, i·stride, j·stride]; it is a strided
+    whose top-left corner is x_pad[n, c, i, j]: moving one step along i (or
+    di) moves one row in memory, so both get the row stride. It is a strided
     view into x_pad, so treat it as read-only.
     """
     N, C, H_pad, W_pad = x_pad.shape
     k = kernel_size
-    H_out, W_out = (H_pad - k) // stride + 1, (W_pad - k) // stride + 1
     sn, sc, sh, sw = x_pad.strides
-    return as_strided(x_pad, shape=(N, C, H_out, W_out, k, k),
-                      strides=(sn, sc, sh * stride, sw * stride, sh, sw), writeable=False)
+    return as_strided(x_pad, shape=(N, C, H_pad - k + 1, W_pad - k + 1, k, k),
+                      strides=(sn, sc, sh, sw, sh, sw), writeable=False)
 
 
 def im2col(x_pad, kernel_size):
@@ -194,8 +200,8 @@ def im2col(x_pad, kernel_size):
     window, in (n, i, j) order. This reshape is the one copy a convolution
     makes of its input.
     """
-    N, C, H_out, W_out, k, _ = image_windows(x_pad, kernel_size).shape
     windows = image_windows(x_pad, kernel_size)          # (N, C, H', W', k, k)
+    N, C, H_out, W_out, k, _ = windows.shape
     return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, N * H_out * W_out)
 
 
@@ -229,12 +235,18 @@ def conv_forward(x, W, b, pad):
     F, _, k, _ = W.shape
     x_pad = pad_images(x, pad)
     H_out, W_out = x_pad.shape[2] - k + 1, x_pad.shape[3] - k + 1
+    ############################################################################
+    # TODO: Put your code here
+    # Lay the windows out as columns (im2col), multiply by the filters as rows
+    # (W.reshape(F, -1)), add the biases, and return the (F, N·H'·W') product
+    # as (N, F, H', W'): reshape to (F, N, H', W'), then transpose (no copy).
     ### BEGIN SOLUTION cnn
     cols = im2col(x_pad, k)                              # (C·k·k, N·H'·W')
     out = W.reshape(F, -1) @ cols                        # (F, N·H'·W')
     out += b[:, None]
     out = out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)
     ### END SOLUTION
+    ############################################################################
     return out, cols
 
 
@@ -253,15 +265,25 @@ def conv_backward(delta, cols, x_shape, W, pad, input_grad=True):
     """
     N, C, H, W_in = x_shape
     F, _, k, _ = W.shape
-    ### BEGIN SOLUTION cnn
     delta_row = delta.transpose(1, 0, 2, 3).reshape(F, -1)   # (F, N·H'·W'), a view when channel-major
+    ############################################################################
+    # TODO: Put your code here
+    # The gradients of the filters (as W, (F, C, k, k)) and of the biases (F,).
+    ### BEGIN SOLUTION cnn
     dW = (delta_row @ cols.T).reshape(W.shape)
     db = delta_row.sum(axis=1)
+    ### END SOLUTION
+    ############################################################################
     if not input_grad:
         return None, dW, db
+    ############################################################################
+    # TODO: Put your code here
+    # The gradient of the columns, added back onto the padded input (col2im).
+    ### BEGIN SOLUTION cnn
     dcols = W.reshape(F, -1).T @ delta_row                   # (C·k·k, N·H'·W')
     dx_pad = col2im(dcols, (N, C, H + 2 * pad, W_in + 2 * pad), k, delta.dtype)
     ### END SOLUTION
+    ############################################################################
     return dx_pad[:, :, pad:pad + H, pad:pad + W_in], dW, db
 
 
@@ -292,11 +314,16 @@ def max_pool_forward(x, kernel_size, pad):
     backward pass, which finds each window's maximum again.
     """
     x_pad = pad_images(x, pad)
+    ############################################################################
+    # TODO: Put your code here
+    # Start from pixel (0, 0) of every window (a copy) and keep the larger
+    # value pixel by pixel over the other offsets (np.maximum with out=).
     ### BEGIN SOLUTION cnn
     out = window_pixels(x_pad, kernel_size, 0, 0).copy()
     for di, dj in kernel_offsets(kernel_size)[1:]:
         np.maximum(out, window_pixels(x_pad, kernel_size, di, dj), out=out)
     ### END SOLUTION
+    ############################################################################
     return out, x_pad
 
 
@@ -312,12 +339,17 @@ def max_pool_backward(delta, out, x_pad, kernel_size, pad):
     dx_pad = _zeros_like_layout(x_pad)
     unclaimed = np.ones_like(out, dtype=bool)    # windows whose maximum is still to be found
     for di, dj in kernel_offsets(kernel_size):
+        ############################################################################
+        # TODO: Put your code here
+        # Where the pixel at offset (di, dj) is its window's maximum and the
+        # window is still unclaimed, it receives the window's delta.
         ### BEGIN SOLUTION cnn
         is_max = window_pixels(x_pad, kernel_size, di, dj) == out
         is_max &= unclaimed
         unclaimed ^= is_max
         window_pixels(dx_pad, kernel_size, di, dj)[...] = delta * is_max
         ### END SOLUTION
+        ############################################################################
     return _unpad(dx_pad, pad)
 
 
@@ -327,12 +359,16 @@ def avg_pool_forward(x, kernel_size, pad):
     Inputs: x (N, C, H, W); kernel_size k; pad p. Returns out (N, C, H', W').
     """
     x_pad = pad_images(x, pad)
+    ############################################################################
+    # TODO: Put your code here
+    # Sum the k·k pixels of every window (window_pixels), then divide by k².
     ### BEGIN SOLUTION cnn
     out = window_pixels(x_pad, kernel_size, 0, 0).copy()
     for di, dj in kernel_offsets(kernel_size)[1:]:
         out += window_pixels(x_pad, kernel_size, di, dj)
     out *= 1 / kernel_size ** 2
     ### END SOLUTION
+    ############################################################################
     return out
 
 
@@ -344,11 +380,15 @@ def avg_pool_backward(delta, x_shape, kernel_size, pad):
     """
     N, C, H, W = x_shape
     dx_pad = _zeros_like_layout(delta, (N, C, H + 2 * pad, W + 2 * pad))
+    ############################################################################
+    # TODO: Put your code here
+    # Every pixel of a window receives delta / k² (write into window_pixels of dx_pad).
     ### BEGIN SOLUTION cnn
     share = delta * (1 / kernel_size ** 2)
     for di, dj in kernel_offsets(kernel_size):
         window_pixels(dx_pad, kernel_size, di, dj)[...] = share
     ### END SOLUTION
+    ############################################################################
     return _unpad(dx_pad, pad)
 
 

@@ -143,7 +143,8 @@ MLP_COURSE_SETTINGS = {'learning_rate': 0.001, 'weight_decay': 0.1, 'momentum': 
 MLP_TUNED_SETTINGS = {'learning_rate': 0.1, 'weight_decay': 0.0, 'momentum': 0.9}
 
 # The CNN homework's runs (cnn.ipynb): images as (N, 1, 28, 28), 2 epochs.
-CNN_CFG = {'model': 'cnn', 'max_epoch': 2, 'batch_size': 50, 'learning_rate': 0.05, 'fc_sizes': [128]}
+CNN_CFG = {'model': 'cnn', 'max_epoch': 2, 'batch_size': 50, 'learning_rate': 0.05, 'fc_sizes': [128],
+           'lr_schedule': 'step', 'lr_decay_every': 1, 'lr_decay_factor': 0.3}
 
 EXPERIMENTS = [
     Experiment('default', SECTION_A, 'The default settings', label='default',
@@ -211,7 +212,7 @@ EXPERIMENTS = [
                values=[[8, 16], [16, 32]], quick_values=[[4]], label='conv {value}',
                overrides=CNN_CFG, summary_plot='timing',
                intro="conv-ReLU-max-pool blocks with these numbers of 3x3 filters, then FC 128 and FC 10; "
-                     "batch 50, lr 0.05, momentum 0.9 (chosen on the validation split), 2 epochs.",
+                     "batch 50, momentum 0.9, lr 0.05 then 0.015 (chosen on the validation split), 2 epochs.",
                question='How does the CNN compare with the MLP, in accuracy and in time per epoch? '
                         'What does doubling the filters buy?'),
     # Adding an experiment is one entry.

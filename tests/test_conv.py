@@ -139,6 +139,7 @@ def upstream_delta(out):
 @pytest.mark.solution('cnn')
 @pytest.mark.parametrize("C, F, k, pad", [(1, 2, 3, 1), (2, 3, 3, 0), (3, 2, 2, 1)])
 def test_conv_layer_gradients_match_numerical_gradient(C, F, k, pad):
+    np.random.seed(C * 100 + F * 10 + k)  # the initial W
     layer = layers.ConvLayer(C, F, k, pad)
     layer.b = rng.normal(size=F)
     x = rng.normal(size=(2, C, 5, 4))
@@ -150,9 +151,11 @@ def test_conv_layer_gradients_match_numerical_gradient(C, F, k, pad):
     layer.forward(x)
     dx = layer.backward(R)
     grad_W, grad_b = layer.grad_W.copy(), layer.grad_b.copy()
-    check_gradient(loss, x, dx, "ConvLayer delta for the layer below", rtol=1e-6)
-    check_gradient(loss, layer.W, grad_W, "ConvLayer.grad_W", rtol=1e-6)
-    check_gradient(loss, layer.b, grad_b, "ConvLayer.grad_b", rtol=1e-6)
+    # The loss is linear in each of x, W and b, so central differences have no
+    # truncation error and a step of 1e-4 keeps the rounding error small.
+    check_gradient(loss, x, dx, "ConvLayer delta for the layer below", rtol=1e-6, h=1e-4)
+    check_gradient(loss, layer.W, grad_W, "ConvLayer.grad_W", rtol=1e-6, h=1e-4)
+    check_gradient(loss, layer.b, grad_b, "ConvLayer.grad_b", rtol=1e-6, h=1e-4)
 
 
 @pytest.mark.solution('cnn')
@@ -269,3 +272,43 @@ def test_bad_inputs_say_what_to_do():
         conv.forward(np.zeros((4, 3, 28, 28)))
     with pytest.raises(ValueError, match=r"expects inputs of shape \(N,\) \+ \(16, 7, 7\)"):
         layers.ReshapeLayer((16, 7, 7), (784,)).forward(np.zeros((4, 8, 7, 7)))
+
+
+@pytest.mark.solution('cnn', 'mlp')
+def test_batch_norm_and_dropout_on_feature_maps_of_conv_layers():
+    # The layers of the training issue work on the (channel-major) feature
+    # maps a ConvLayer returns: batch norm's gradients through the convolution
+    # against finite differences, dropout's mask per value.
+    np.random.seed(5)
+    rng = np.random.default_rng(5)    # its own generator: the same numbers whatever runs before
+    conv, norm = layers.ConvLayer(2, 3, 3, 1), layers.BatchNormLayer(3)
+    norm.gamma, norm.beta = rng.normal(size=3), rng.normal(size=3)
+    stack = [conv, norm, layers.ReLULayer(), layers.MaxPoolingLayer(2)]
+    x = rng.normal(size=(4, 2, 6, 6))
+
+    def forward():
+        out = x
+        for layer in stack:
+            out = layer.forward(out)
+        return out
+
+    R = upstream_delta(forward())
+    delta = R
+    for layer in reversed(stack):
+        delta = layer.backward(delta)
+    analytic = {name: getattr(layer, 'grad_' + name).copy()
+                for layer in (conv, norm) for name in layer.param_names}
+    # Batch norm subtracts each channel's mean, so the convolution's bias
+    # cancels: its gradient is 0 up to rounding.
+    assert np.abs(analytic.pop('b')).max() < 1e-12
+    for name, param in (('W', conv.W), ('gamma', norm.gamma), ('beta', norm.beta)):
+        check_gradient(lambda: np.sum(R * forward()), param, analytic[name], f"grad_{name}", rtol=1e-4)
+    check_gradient(lambda: np.sum(R * forward()), x, delta, "input delta", rtol=1e-4)
+
+    dropout = layers.DropoutLayer(0.5, seed=0)
+    maps = conv.forward(x)
+    dropped = dropout.forward(maps)
+    assert dropped.shape == maps.shape
+    kept = dropped != 0
+    assert_close(dropped[kept], maps[kept] / 0.5, "dropout keeps and rescales")
+    assert 0.3 < kept.mean() < 0.7

@@ -1,10 +1,14 @@
-"""Graded checks of the cnn assignment (im2col.py: convolution and pooling).
+"""Graded checks of the cnn assignment (im2col.py).
 
-The child functions use the layers of the course: ConvLayer(inputs, filters,
-kernel_size, pad) with W (F, C, k, k), b (F,), forward(Input) and
-backward(delta) -> delta below, grad_W, grad_b; MaxPoolingLayer(kernel_size,
-pad) and AvgPoolingLayer(kernel_size, pad). Parameters are set from the
-inputs; expected values come from the reference.
+The child functions call the student-facing functions of im2col.py:
+conv_forward(x, W, b, pad) -> (out, cols), conv_backward(delta, cols,
+x_shape, W, pad) -> (dx, dW, db), max_pool_forward(x, k, pad) -> (out,
+x_pad), max_pool_backward(delta, out, x_pad, k, pad) -> dx,
+avg_pool_forward(x, k, pad) -> out, avg_pool_backward(delta, x_shape, k,
+pad) -> dx; and the layers of layers.py that use them (ConvLayer,
+MaxPoolingLayer) with their parameters set from the inputs. Shapes, kernel
+sizes and paddings are drawn per grading run; expected values come from the
+reference.
 """
 
 import numpy as np
@@ -12,50 +16,89 @@ import numpy as np
 from checks import Check, compare_all
 
 
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
 def conv_inputs(rng):
-    n, c, f, k = int(rng.integers(2, 4)), 3, 4, 3
-    h, w = int(rng.integers(5, 8)), int(rng.integers(5, 8))
-    pad = int(rng.integers(0, 2))
-    return {'x': rng.normal(size=(n, c, h, w)), 'W': rng.normal(scale=0.3, size=(f, c, k, k)),
-            'b': rng.normal(scale=0.3, size=(f,)), 'pad': np.array(pad),
-            'delta': rng.normal(size=(n, f, h + 2 * pad - k + 1, w + 2 * pad - k + 1))}
+    n, c, f = int(rng.integers(2, 5)), int(rng.integers(1, 4)), int(rng.integers(2, 5))
+    k = int(rng.choice([1, 2, 3, 5]))
+    pad = int(rng.integers(0, k))
+    h, w = int(rng.integers(max(k, 4), 9)), int(rng.integers(max(k, 4), 9))
+    h_out, w_out = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    return {'x': rng.normal(size=(n, c, h, w)), 'W': rng.normal(size=(f, c, k, k)), 'b': rng.normal(size=f),
+            'pad': np.array(pad), 'delta': rng.normal(size=(n, f, h_out, w_out))}
 
 
 def pool_inputs(rng):
-    n, c, k = 2, 3, 2
-    h, w = 2 * int(rng.integers(2, 5)), 2 * int(rng.integers(2, 5))
-    return {'x': rng.normal(size=(n, c, h, w)), 'kernel_size': np.array(k), 'pad': np.array(0),
-            'delta': rng.normal(size=(n, c, h // k, w // k))}
+    n, c = int(rng.integers(2, 5)), int(rng.integers(1, 4))
+    k = int(rng.choice([2, 3]))
+    pad = int(rng.integers(0, k))
+    h, w = int(rng.integers(k + 2, 10)), int(rng.integers(k + 2, 10))
+    h_out, w_out = (h + 2 * pad) // k, (w + 2 * pad) // k
+    x = rng.normal(size=(n, c, h, w))
+    x[:, :, :k, :k] = 0.0                       # a window of ties: the delta goes to its first pixel
+    return {'x': x, 'kernel_size': np.array(k), 'pad': np.array(pad),
+            'delta': rng.normal(size=(n, c, h_out, w_out))}
 
+
+# ---------------------------------------------------------------------------
+# Child functions
+# ---------------------------------------------------------------------------
 
 def conv_child(inputs, modules):
     import numpy as np
-    W, b = inputs['W'], inputs['b']
-    layer = modules.layers.ConvLayer(W.shape[1], W.shape[0], W.shape[2], int(inputs['pad']))
+    x, W, b, pad = inputs['x'], inputs['W'], inputs['b'], int(inputs['pad'])
+    out, cols = modules.im2col.conv_forward(x, W, b, pad)
+    dx, dW, db = modules.im2col.conv_backward(inputs['delta'], cols, x.shape, W, pad)
+    layer = modules.layers.ConvLayer(W.shape[1], W.shape[0], W.shape[2], pad)
     layer.W, layer.b = W.copy(), b.copy()
-    out = layer.forward(inputs['x'].copy())
-    below = layer.backward(inputs['delta'].copy())
-    return {'ConvLayer.forward output': np.asarray(out, dtype=np.float64),
-            'ConvLayer.backward delta for the layer below': np.asarray(below, dtype=np.float64),
+    layer_out = layer.forward(x)
+    layer_dx = layer.backward(inputs['delta'])
+    return {'conv_forward out': np.asarray(out, dtype=np.float64),
+            'conv_backward dx': np.asarray(dx, dtype=np.float64),
+            'conv_backward dW': np.asarray(dW, dtype=np.float64),
+            'conv_backward db': np.asarray(db, dtype=np.float64),
+            'ConvLayer.forward output': np.asarray(layer_out, dtype=np.float64),
+            'ConvLayer.backward delta for the layer below': np.asarray(layer_dx, dtype=np.float64),
             'ConvLayer.grad_W': np.asarray(layer.grad_W, dtype=np.float64),
             'ConvLayer.grad_b': np.asarray(layer.grad_b, dtype=np.float64)}
 
 
-def pooling_child(inputs, modules):
+def max_pool_child(inputs, modules):
     import numpy as np
-    out = {}
-    for name in ('MaxPoolingLayer', 'AvgPoolingLayer'):
-        layer = getattr(modules.layers, name)(int(inputs['kernel_size']), int(inputs['pad']))
-        out[f'{name}.forward output'] = np.asarray(layer.forward(inputs['x'].copy()), dtype=np.float64)
-        out[f'{name}.backward delta'] = np.asarray(layer.backward(inputs['delta'].copy()), dtype=np.float64)
-    return out
+    x, k, pad = inputs['x'], int(inputs['kernel_size']), int(inputs['pad'])
+    out, x_pad = modules.im2col.max_pool_forward(x, k, pad)
+    dx = modules.im2col.max_pool_backward(inputs['delta'], out, x_pad, k, pad)
+    layer = modules.layers.MaxPoolingLayer(k, pad)
+    layer_out = layer.forward(x)
+    layer_dx = layer.backward(inputs['delta'])
+    return {'max_pool_forward out': np.asarray(out, dtype=np.float64),
+            'max_pool_backward dx': np.asarray(dx, dtype=np.float64),
+            'MaxPoolingLayer.forward output': np.asarray(layer_out, dtype=np.float64),
+            'MaxPoolingLayer.backward delta for the layer below': np.asarray(layer_dx, dtype=np.float64)}
 
+
+def avg_pool_child(inputs, modules):
+    import numpy as np
+    x, k, pad = inputs['x'], int(inputs['kernel_size']), int(inputs['pad'])
+    out = modules.im2col.avg_pool_forward(x, k, pad)
+    dx = modules.im2col.avg_pool_backward(inputs['delta'], x.shape, k, pad)
+    return {'avg_pool_forward out': np.asarray(out, dtype=np.float64),
+            'avg_pool_backward dx': np.asarray(dx, dtype=np.float64)}
+
+
+# ---------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------
 
 def checks(root):
     """The checks of the cnn assignment, for the reference folder `root`."""
     return [
-        Check('conv_layer', "ConvLayer: forward, backward (delta below, grad_W, grad_b), with and without padding",
+        Check('convolution', "conv_forward and conv_backward (out, dx, dW, db), alone and in ConvLayer",
               conv_inputs, conv_child, compare_all(rtol=1e-8, atol=1e-12)),
-        Check('pooling', "MaxPoolingLayer and AvgPoolingLayer: forward and backward",
-              pool_inputs, pooling_child, compare_all(rtol=1e-8, atol=1e-12)),
+        Check('max_pooling', "max_pool_forward and max_pool_backward (ties: the first maximum), alone and "
+                             "in MaxPoolingLayer", pool_inputs, max_pool_child, compare_all(rtol=1e-8, atol=1e-12)),
+        Check('avg_pooling', "avg_pool_forward and avg_pool_backward",
+              pool_inputs, avg_pool_child, compare_all(rtol=1e-8, atol=1e-12)),
     ]
