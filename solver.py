@@ -24,13 +24,12 @@ import difflib
 import json
 import math
 import numbers
-import os
 import time
 import warnings
 
 import numpy as np
 
-from dataloader import build_dataloader
+from dataloader import NORMALIZATIONS, build_dataloader, is_data_root, is_positive_int
 from fileio import atomic_write
 import loss as loss_module
 from layers import (ACTIVATION_LAYERS, INITS, NORMALIZATION_LAYERS, Classifier, add_regularisation,
@@ -168,10 +167,6 @@ def build_callbacks(cfg):
 # Configuration: every key, its default and what it accepts
 # ---------------------------------------------------------------------------
 
-def _positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
-
-
 def _number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -186,7 +181,7 @@ def _seed(value):
 
 
 def _hidden_sizes(value):
-    return isinstance(value, (list, tuple)) and all(_positive_int(h) for h in value)
+    return isinstance(value, (list, tuple)) and all(is_positive_int(h) for h in value)
 
 
 def _non_negative_int(value):
@@ -209,15 +204,15 @@ def _one_of(choices):
 # key: (default, check, what the check accepts). The first six are the
 # original homework's keys, with the original defaults.
 CFG_SCHEMA = {
-    'data_root': ('data', lambda v: isinstance(v, (str, os.PathLike)) and str(v) != '',
+    'data_root': ('data', is_data_root,
                   'a folder path (str or pathlib.Path)'),
-    'max_epoch': (10, _positive_int, 'an integer >= 1'),
-    'batch_size': (100, _positive_int, 'an integer >= 1'),
+    'max_epoch': (10, is_positive_int, 'an integer >= 1'),
+    'batch_size': (100, is_positive_int, 'an integer >= 1'),
     'learning_rate': (0.01, _positive_number, 'a finite number > 0'),
     'momentum': (0.9, lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]'),
-    'display_freq': (50, _positive_int, 'an integer >= 1 (print every display_freq batches)'),
+    'display_freq': (50, is_positive_int, 'an integer >= 1 (print every display_freq batches)'),
     'seed': (0, _seed, 'an integer >= 0, or None for a different run every time'),
-    'normalize': ('image_mean', lambda v: v in ('image_mean', 'standardize', 'none'),
+    'normalize': ('image_mean', lambda v: v in NORMALIZATIONS,
                   "'image_mean' (the original: /255 then minus each image's mean), "
                   "'standardize' (training-set mean and std) or 'none' (/255 only)"),
     'model': (None, lambda v: v is None or _one_of(MODELS)(v),
@@ -227,7 +222,7 @@ CFG_SCHEMA = {
                      'a list of hidden layer widths, e.g. [256]; [] is the homework softmax regression'),
     'conv_channels': ((8, 16), lambda v: _hidden_sizes(v) and len(v) > 0,
                       "model 'cnn': filters of each conv block (conv, ReLU, max-pool 2), e.g. [8, 16]"),
-    'conv_kernel_size': (3, lambda v: _positive_int(v) and v % 2 == 1,
+    'conv_kernel_size': (3, lambda v: is_positive_int(v) and v % 2 == 1,
                          "model 'cnn': an odd kernel size (the padding keeps the image size)"),
     'fc_sizes': ((128,), _hidden_sizes,
                  "model 'cnn': widths of the hidden FC layers after the conv blocks, e.g. [128]"),
@@ -247,7 +242,7 @@ CFG_SCHEMA = {
                     "every lr_decay_every epochs), 'plateau' (times lr_decay_factor when the validation "
                     "loss improves by less than plateau_threshold), 'inverse_time' (a / (b + epoch), "
                     "b = inverse_time_b)"),
-    'lr_decay_every': (10, _positive_int, "an integer >= 1, epochs between decays of lr_schedule 'step'"),
+    'lr_decay_every': (10, is_positive_int, "an integer >= 1, epochs between decays of lr_schedule 'step'"),
     'lr_decay_factor': (0.5, lambda v: _number(v) and 0 < v < 1,
                         "a number in (0, 1), the factor of the 'step' and 'plateau' schedules (0.5 halves)"),
     'plateau_threshold': (1e-3, lambda v: _number(v) and v >= 0,

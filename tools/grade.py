@@ -358,7 +358,8 @@ def child_program(run, checks):
 def child_environment(sandbox):
     env = {'PATH': '/usr/bin:/bin', 'HOME': str(sandbox), 'TMPDIR': str(sandbox / 'tmp'),
            'LANG': 'C.UTF-8', 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1',
-           'MKL_NUM_THREADS': '1', 'PYTHONHASHSEED': '0'}
+           'MKL_NUM_THREADS': '1', 'PYTHONHASHSEED': '0',
+           'MNIST_DECOMPRESSED_CACHE': ''}   # no 47 MB cache of the data in every sandbox
     if 'SYSTEMROOT' in os.environ:
         env['SYSTEMROOT'] = os.environ['SYSTEMROOT']
     return env

@@ -64,8 +64,8 @@ def assignment_files(root):
     for manifest in (root / 'tools' / 'submission.json', root / 'tools' / 'assignments.json'):
         if manifest.is_file():
             data = json.loads(manifest.read_text(encoding='utf-8'))
-            if 'student_files' in data:                                  # submission.json
-                return data['assignment'], list(data['student_files'])
+            if 'files' in data:                                          # submission.json
+                return data['assignment'], list(data['files'])
             name = data.get('default_assignment', DEFAULT_ASSIGNMENT)   # assignments.json
             return name, list(data['assignments'][name]['student_files'])
     return DEFAULT_ASSIGNMENT, list(DEFAULT_STUDENT_FILES)
