@@ -85,6 +85,10 @@ def load_manifest(path=MANIFEST):
         spec.setdefault('test_timeout', spec['time_limit'])
         spec.setdefault('default_points', 1)
         spec.setdefault('checks', {})
+        for earlier in spec.get('builds_on', []):
+            if earlier not in assignments or earlier == name:
+                raise HandoutError(f"{path}: assignment {name!r} builds on {earlier!r}, which is not another "
+                                   f"assignment of the manifest")
     for key in ('instructor_only', 'never_copy', 'not_in_grading_sandbox'):
         manifest.setdefault(key, [])
     manifest.setdefault('hidden_tests_dir', 'tests/hidden')
@@ -219,10 +223,13 @@ def _function_names(source):
     return names
 
 
-def strip_regions(text, where, assignment, known_tags, kind='code', filename=None):
+def strip_regions(text, where, assignment, known_tags, kind='code', filename=None, released=()):
     """The text with every solution region replaced (see the module docstring).
 
     kind: 'code' (Python: a raise) or 'markdown' (YOUR ANSWER HERE).
+    released: assignments whose solutions this handout ships (the manifest's
+    'builds_on': e.g. the cnn handout needs the released mlp solution to
+    train anything); their regions keep the reference code, without markers.
     Returns (new_text, number of regions of `assignment`, number of others).
     """
     lines = text.split('\n')
@@ -234,6 +241,10 @@ def strip_regions(text, where, assignment, known_tags, kind='code', filename=Non
     out, previous, own, other = [], 0, 0, 0
     for start, end, indent, tags in regions:
         out.extend(lines[previous:start])
+        if assignment not in tags and set(tags) & set(released):
+            out.extend(lines[start + 1:end])      # a released solution: shipped as it is
+            previous = end + 1
+            continue
         if kind == 'markdown':
             replacement = MARKDOWN_ANSWER if assignment in tags else \
                 f"(This answer belongs to the '{tags[0]}' assignment.)"
@@ -268,14 +279,14 @@ def regions_of_notebook(nb, where, known_tags):
     return found
 
 
-def strip_notebook(nb, where, assignment, known_tags):
+def strip_notebook(nb, where, assignment, known_tags, released=()):
     """Strip the regions of a notebook (in place), clear outputs; returns (own, other)."""
     own = other = 0
     for index, cell in enumerate(nb.cells):
         kind = 'code' if cell.cell_type == 'code' else 'markdown'
         cell.source, n_own, n_other = strip_regions(
             cell.source, f"{where} cell {index}", assignment, known_tags, kind,
-            filename=f"{where}, cell {index}")
+            filename=f"{where}, cell {index}", released=released)
         own, other = own + n_own, other + n_other
         if cell.cell_type == 'code':
             cell.outputs = []
@@ -285,17 +296,17 @@ def strip_notebook(nb, where, assignment, known_tags):
     return own, other
 
 
-def handout_text(root, rel, assignment, known_tags):
+def handout_text(root, rel, assignment, known_tags, released=()):
     """Handout version of one reference file: (text or None for binary, own, other)."""
     path = Path(root) / rel
     if rel.endswith('.ipynb'):
         import nbformat
         nb = nbformat.read(str(path), as_version=4)
-        own, other = strip_notebook(nb, rel, assignment, known_tags)
+        own, other = strip_notebook(nb, rel, assignment, known_tags, released)
         return nbformat.writes(nb) + '\n', own, other
     if rel.endswith('.py'):
         text = path.read_text(encoding='utf-8')
-        return strip_regions(text, rel, assignment, known_tags, 'code', filename=rel)
+        return strip_regions(text, rel, assignment, known_tags, 'code', filename=rel, released=released)
     if rel.endswith('.md'):
         return strip_instructor_notes(path.read_text(encoding='utf-8'), assignment), 0, 0
     return None, 0, 0
@@ -381,6 +392,7 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
         raise HandoutError(f"{out_dir} already exists and is not an empty folder; choose another one "
                            f"or delete it first")
     files = handout_files(root, manifest, assignment, exclude)
+    released = released_solutions(manifest, assignment)
     summary = {'assignment': assignment, 'files': len(files), 'todo_regions': 0, 'stubbed_regions': 0}
 
     # Write into a temporary sibling, then rename: an interrupted run leaves no half handout.
@@ -392,7 +404,7 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
         for rel in files:
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            text, own, other = handout_text(root, rel, assignment, known)
+            text, own, other = handout_text(root, rel, assignment, known, released)
             if text is None:
                 shutil.copy2(root / rel, target)
             else:
@@ -405,7 +417,7 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
         (tmp / 'tools' / 'submission.json').write_text(json.dumps(
             {'assignment': assignment, 'files': spec['student_files'],
              'hidden_checks': has_hidden_checks(root, assignment)}, indent=1) + '\n', encoding='utf-8')
-        problems = find_leaks(root, tmp, manifest)
+        problems = find_leaks(root, tmp, manifest, released)
         if problems:
             raise HandoutError("the handout check failed:\n  " + '\n  '.join(problems))
         if out_dir.exists():
@@ -425,10 +437,18 @@ def _normalise(line):
     return ' '.join(line.split())
 
 
-def solution_lines(root, manifest):
+def released_solutions(manifest, assignment):
+    """The assignments whose solutions the handout of `assignment` ships
+    (its 'builds_on' in the manifest, as a course releases the solution of
+    the previous homework)."""
+    return set(manifest['assignments'][assignment].get('builds_on', []))
+
+
+def solution_lines(root, manifest, released=()):
     """Normalised lines of every solution region of the reference that could
     give a solution away, i.e. that do not also appear outside the regions
-    (such as `return delta`) and are at least MIN_LEAK_CHARS long."""
+    (such as `return delta`) and are at least MIN_LEAK_CHARS long. Regions of
+    `released` assignments are shipped, so they count as outside."""
     known = set(manifest['assignments'])
     inside, outside = set(), set()
     for rel in list_files(root, manifest, include_hidden=True):
@@ -443,18 +463,19 @@ def solution_lines(root, manifest):
         for chunk in chunks:
             lines = chunk.split('\n')
             marked = set()
-            for start, end, _, _ in find_regions(lines, rel, known):
-                marked.update(range(start + 1, end))
+            for start, end, _, tags in find_regions(lines, rel, known):
+                if not set(tags) & set(released):
+                    marked.update(range(start + 1, end))
             for i, line in enumerate(lines):
                 (inside if i in marked else outside).add(_normalise(line))
     return {line for line in inside - outside if len(line) >= MIN_LEAK_CHARS}
 
 
-def find_leaks(root, handout_dir, manifest):
+def find_leaks(root, handout_dir, manifest, released=()):
     """Problems proving that solution text is left in a handout: solution
     lines, solution markers, compiled files, notebook outputs, hidden tests,
     .py files that no longer compile. An empty list means the handout is clean."""
-    secret = solution_lines(root, manifest)
+    secret = solution_lines(root, manifest, released)
     problems = []
     hidden = manifest['hidden_tests_dir'].rstrip('/')
     handout_dir = Path(handout_dir)
