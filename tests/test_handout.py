@@ -269,3 +269,40 @@ def test_handout_knows_what_to_hand_in_and_says_its_self_check_is_public(softmax
     sys.path.insert(0, str(REPO / 'tests'))
     import public_checks_note
     assert public_checks_note.public_checks_note() is None   # the instructor's repository: no note
+
+
+def test_the_cnn_handout_ships_the_released_mlp_solution_it_builds_on(tmp_path):
+    assert MANIFEST['assignments']['cnn']['builds_on'] == ['mlp']
+    out = tmp_path / 'cnn'
+    handout.make_handout(REPO, out, 'cnn', MANIFEST)
+    layers_text = (out / 'layers.py').read_text()
+    assert "is part of the 'mlp' assignment" not in layers_text and 'BEGIN SOLUTION' not in layers_text
+    assert 'return Input @ W + b' in layers_text                      # the released FC layer
+    assert "is part of the 'softmax' assignment" in (out / 'loss.py').read_text()   # not released
+    assert "im2col" in (out / 'im2col.py').read_text() and 'is not implemented yet' in (out / 'im2col.py').read_text()
+    result = run_python(out, '''
+        import numpy as np
+        import layers
+        from loss import SoftmaxCrossEntropyLossLayer
+        from optimizer import SGD
+        np.random.seed(0)
+        net = layers.build_mlp(4, [8], 2)
+        model = layers.Classifier(net, SoftmaxCrossEntropyLossLayer())
+        x, y = np.random.normal(size=(64, 4)), np.random.randint(0, 2, 64)
+        x[y == 1] += 2.0
+        optimizer = SGD(model, 0.1, 0.9)
+        for _ in range(50):
+            loss, acc = model.forward(x, y); model.gradient_computing(); optimizer.step()
+        print(acc)
+    ''')
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.split()[-1]) >= 0.9, "the released MLP code trains in the cnn handout"
+
+
+def test_builds_on_must_name_another_assignment(tmp_path):
+    manifest = json.loads((REPO / 'tools' / 'assignments.json').read_text(encoding='utf-8'))
+    manifest['assignments']['cnn']['builds_on'] = ['resnet']
+    path = tmp_path / 'assignments.json'
+    path.write_text(json.dumps(manifest), encoding='utf-8')
+    with pytest.raises(handout.HandoutError, match="builds on 'resnet', which is not another assignment"):
+        handout.load_manifest(path)
