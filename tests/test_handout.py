@@ -243,6 +243,16 @@ def test_validation_passes_on_the_reference():
     assert 'marked ones fail (as they must)' in result.stdout
 
 
+@pytest.mark.slow   # each runs its handout's whole test suite (3-5 minutes): python -m pytest -m slow
+@pytest.mark.parametrize('assignment', ['mlp', 'cnn'])
+def test_validation_passes_for_the_later_assignments(assignment):
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'handout.py'), '--validate', '--assignment',
+                             assignment], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'Validation passed for: {assignment}' in result.stdout
+    assert 'marked ones fail (as they must)' in result.stdout
+
+
 def test_instructor_notes_stay_out_of_the_handout_readme(softmax_handout):
     reference, student = (REPO / 'README.md').read_text(), (softmax_handout / 'README.md').read_text()
     assert '## Instructors' in reference and '## Instructors' not in student
