@@ -24,6 +24,8 @@ assignment, so no reference code of any assignment is left in it:
   naming the function to write;
 - a region of another assignment becomes a stub
       raise NotImplementedError("function is part of the 'mlp' assignment ...")
+  unless A builds on that assignment ('builds_on' in the manifest): the
+  solution of a released assignment is shipped as it is;
 - in a notebook, a code cell follows the same rule and a markdown cell's
   region becomes "YOUR ANSWER HERE" (nbgrader's wording); every output and
   execution count is cleared.

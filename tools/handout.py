@@ -4,35 +4,9 @@
     python tools/handout.py --validate                     # check every assignment
     python tools/handout.py --validate --assignment softmax
 
-Solution regions
-----------------
-Every student-facing body in the reference is written between two lines, at
-the body's indentation:
-
-    ### BEGIN SOLUTION softmax
-    ...reference code...
-    ### END SOLUTION
-
-The words after BEGIN SOLUTION are the assignments the region belongs to
-(tools/assignments.json lists them). The TODO frame (the ##### lines, the
-"# TODO: Put your code here" line and its hints) stays outside the region,
-so the handout keeps it word for word.
-
-The handout of assignment A removes EVERY solution region of every
-assignment, so no reference code of any assignment is left in it:
-- a region tagged A becomes
-      raise NotImplementedError("Class.method is not implemented yet: ...")
-  naming the function to write;
-- a region of another assignment becomes a stub
-      raise NotImplementedError("function is part of the 'mlp' assignment ...")
-- in a notebook, a code cell follows the same rule and a markdown cell's
-  region becomes "YOUR ANSWER HERE" (nbgrader's wording); every output and
-  execution count is cleared.
-Hidden tests (tests/hidden), the instructor tools and test files whose
-solution markers name only other assignments are left out.
-
-A check then proves that no line of any solution region is left anywhere in
-the copy (see find_leaks) and that every .py file still compiles.
+Solution regions, what a handout holds and the leak check that proves no
+solution text is left are described in tools/assignment_files.py, which
+this command and tools/grade.py share.
 
 Validation (nbgrader's `validate` and `validate --invert` in one command):
 for each assignment the reference must pass every graded check of
