@@ -417,7 +417,7 @@ def make_handout(root, out_dir, assignment, manifest=None, exclude=()):
         spec = manifest['assignments'][assignment]
         (tmp / 'tools').mkdir(exist_ok=True)
         (tmp / 'tools' / 'submission.json').write_text(json.dumps(
-            {'assignment': assignment, 'files': spec['student_files'],
+            {'assignment': assignment, 'files': spec['student_files'], 'builds_on': sorted(released),
              'hidden_checks': has_hidden_checks(root, assignment)}, indent=1) + '\n', encoding='utf-8')
         problems = find_leaks(root, tmp, manifest, released)
         if problems:
