@@ -68,15 +68,8 @@ def log_softmax(logits):
     - logits: (N, C) class scores
     Returns log_prob: (N, C), log P(y = k | x) of every class
     """
-    ############################################################################
-    # TODO: Put your code here
-    # Calculate log(softmax(logits)) row by row. Subtract each row's maximum
-    # first, so that exp() cannot overflow.
-    ### BEGIN SOLUTION mlp
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    ### END SOLUTION
-    ############################################################################
 
 
 def softmax(logits):
