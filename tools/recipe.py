@@ -37,11 +37,18 @@ workers on two cores do not fight over them.
 """
 
 import os
+import sys
+from pathlib import Path
 
-# One BLAS thread by default (the project's thread policy); it must be set
-# before NumPy is imported. An explicit setting in the environment wins.
-for _name in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-    os.environ.setdefault(_name, '1')
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:        # `python tools/recipe.py` puts tools/ first, not the root
+    sys.path.insert(0, str(REPO_ROOT))
+
+# One BLAS thread by default (the project's thread policy, threads.py); it
+# must be applied before NumPy is imported. An explicit setting wins.
+from threads import THREAD_VARIABLES, apply_thread_policy  # noqa: E402
+
+apply_thread_policy(quiet=True)
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
@@ -52,15 +59,9 @@ import math  # noqa: E402
 import queue  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:        # `python tools/recipe.py` puts tools/ first, not the root
-    sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np  # noqa: E402
 
@@ -68,7 +69,6 @@ from fileio import atomic_write  # noqa: E402
 from solver import CFG_SCHEMA, Solver, TrainingDiverged, validate_cfg  # noqa: E402
 
 THIS_FILE = Path(__file__).resolve()
-THREAD_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 
 
 def _solver(cfg_or_solver):
