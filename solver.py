@@ -493,7 +493,7 @@ class Solver(object):
             self.history['learning_rate'].append(getattr(self.optimizer, 'learning_rate', None))
             start = time.perf_counter()
 
-            iteration_train_loss, iteration_train_acc = [], []
+            first_batch = len(self.history['iter_loss'])   # this epoch's batches follow it
             for iteration, (images, labels) in enumerate(self.train_loader):
                 # forward pass
                 loss, acc = self.model.forward(images, labels)
@@ -506,8 +506,6 @@ class Solver(object):
                 self.optimizer.step()
 
                 # record loss and accuracy
-                iteration_train_loss.append(loss)
-                iteration_train_acc.append(acc)
                 self.history['iter_loss'].append(float(loss))
                 self.history['iter_acc'].append(float(acc))
 
@@ -517,8 +515,8 @@ class Solver(object):
                         epoch + 1, max_epoch, iteration, len(self.train_loader), loss, acc))
 
             self.history['epoch_time'].append(time.perf_counter() - start)
-            avg_train_loss = float(np.mean(iteration_train_loss))
-            avg_train_acc = float(np.mean(iteration_train_acc))
+            avg_train_loss = float(np.mean(self.history['iter_loss'][first_batch:]))
+            avg_train_acc = float(np.mean(self.history['iter_acc'][first_batch:]))
 
             # validate
             avg_val_loss, avg_val_acc = self.validate()
