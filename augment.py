@@ -72,32 +72,48 @@ def affine_warp(images, matrices, offsets, fill):
     """
     N, H, W = images.shape
     dtype = images.dtype
-    rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing='ij')
-    centre = np.array([(H - 1) / 2, (W - 1) / 2])
-    grid = (np.stack([rows.ravel(), cols.ravel()]) - centre[:, None]).astype(dtype)   # (2, H*W)
-    source = (matrices.astype(dtype) @ grid
-              + (centre + offsets).astype(dtype)[:, :, None])                           # (N, 2, H*W)
+    # Output pixel positions relative to the centre, flattened: (H*W,) each.
+    grid_row = np.repeat(np.arange(H, dtype=dtype) - dtype.type((H - 1) / 2), W)
+    grid_col = np.tile(np.arange(W, dtype=dtype) - dtype.type((W - 1) / 2), H)
 
     # A frame of background around every image (one pixel above and left,
     # two below and right). Source positions are clipped onto the frame, so
     # every neighbour read below is inside the padded array and positions
     # outside the image read the background: no masks needed.
-    padded = np.empty((N, H + 3, W + 3), dtype=dtype)
+    stride = W + 3
+    padded = np.empty((N, H + 3, stride), dtype=dtype)
     padded[:] = fill[:, None, None]
     padded[:, 1:H + 1, 1:W + 1] = images
-    src_row = np.clip(source[:, 0] + 1, 0, H + 1)                 # padded coordinates
-    src_col = np.clip(source[:, 1] + 1, 0, W + 1)
+
+    # source = M @ (grid - centre) + centre + offset, in padded coordinates
+    # (+1). Written out per entry of M: a batched 2x2 matmul is slower.
+    M = matrices.astype(dtype)
+    move = (np.array([(H - 1) / 2, (W - 1) / 2]) + offsets + 1).astype(dtype)       # (N, 2)
+    src_row = M[:, 0, 0, None] * grid_row + M[:, 0, 1, None] * grid_col + move[:, 0, None]   # (N, H*W)
+    src_col = M[:, 1, 0, None] * grid_row + M[:, 1, 1, None] * grid_col + move[:, 1, None]
+    for coordinate, high in ((src_row, H + 1), (src_col, W + 1)):       # clip onto the frame, in place
+        np.maximum(coordinate, 0, out=coordinate)
+        np.minimum(coordinate, high, out=coordinate)
     row0, col0 = np.floor(src_row), np.floor(src_col)
     frac_row, frac_col = src_row - row0, src_col - col0           # (N, H*W) bilinear weights
 
     # Flat index of the top-left neighbour; the other three are +1, +W+3, +W+4.
-    stride = W + 3
-    top_left = ((np.arange(N) * (H + 3) * stride)[:, None]
-                + row0.astype(np.int64) * stride + col0.astype(np.int64))
+    top_left = row0.astype(np.intp)
+    top_left *= stride
+    top_left += col0.astype(np.intp)
+    top_left += (np.arange(N) * (H + 3) * stride)[:, None]
     flat = padded.ravel()
-    top = (1 - frac_col) * flat[top_left] + frac_col * flat[top_left + 1]
-    bottom = (1 - frac_col) * flat[top_left + stride] + frac_col * flat[top_left + stride + 1]
-    return ((1 - frac_row) * top + frac_row * bottom).reshape(N, H, W)
+    # Interpolate along the columns, then the rows: a + f (b - a), in place.
+    top, top_right = flat.take(top_left), flat.take(top_left + 1)
+    bottom, bottom_right = flat.take(top_left + stride), flat.take(top_left + stride + 1)
+    for left, right in ((top, top_right), (bottom, bottom_right)):
+        right -= left
+        right *= frac_col
+        right += left                                             # right now holds the row's value
+    bottom_right -= top_right
+    bottom_right *= frac_row
+    bottom_right += top_right
+    return bottom_right.reshape(N, H, W)
 
 
 def _rotation_scale_matrices(angles_deg, scales):
@@ -118,13 +134,18 @@ def random_shift(images, max_shift, rng):
 
     Padding the image by `max_shift` background pixels on every side and
     cropping an H x W window at a random position is the same as shifting by
-    an integer in [-max_shift, max_shift] along each axis.
+    an integer in [-max_shift, max_shift] along each axis. It moves pixels
+    without interpolating them: one gather, the cheapest augmentation.
     Returns (N, H, W).
     """
-    N = len(images)
-    shifts = rng.integers(-max_shift, max_shift + 1, size=(N, 2)).astype(np.float64)
-    identity = np.broadcast_to(np.eye(2), (N, 2, 2))
-    return affine_warp(images, identity, shifts, background_of(images))
+    N, H, W = images.shape
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(N, 2))
+    padded = np.empty((N, H + 2 * max_shift, W + 2 * max_shift), dtype=images.dtype)
+    padded[:] = background_of(images)[:, None, None]
+    padded[:, max_shift:max_shift + H, max_shift:max_shift + W] = images
+    # A window starting at max_shift + s shows the image moved by -s; the
+    # sign does not matter for a symmetric range.
+    return _crop_at(padded, max_shift + shifts[:, 0], max_shift + shifts[:, 1], H, W)
 
 
 def random_rotation(images, max_degrees, rng):
@@ -207,11 +228,12 @@ def random_horizontal_flip(images, probability, rng):
 # Crops for models trained on crops: random at training, centre or several at test
 # ---------------------------------------------------------------------------
 
-def _crop_at(images, tops, lefts, size):
-    """Cut a size x size window at (tops[n], lefts[n]) of every image n, by one
-    gather. images (N, H, W), tops and lefts (N,) ints. Returns (N, size, size)."""
+def _crop_at(images, tops, lefts, size, width=None):
+    """Cut a size x width window (width defaults to size) at (tops[n], lefts[n])
+    of every image n, by one gather. images (N, H, W), tops and lefts (N,) ints.
+    Returns (N, size, width)."""
     rows = tops[:, None, None] + np.arange(size)[None, :, None]
-    cols = lefts[:, None, None] + np.arange(size)[None, None, :]
+    cols = lefts[:, None, None] + np.arange(size if width is None else width)[None, None, :]
     return images[np.arange(len(images))[:, None, None], rows, cols]
 
 
@@ -334,6 +356,8 @@ class Augmenter(object):
         N, H, W = images.shape
         if not (self.shift or self.rotate or self.scale):
             return images
+        if not (self.rotate or self.scale):
+            return random_shift(images, self.shift, self.rng)     # whole pixels: no interpolation needed
         angles = self.rng.uniform(-self.rotate, self.rotate, size=N) if self.rotate else np.zeros(N)
         scales = self.rng.uniform(*self.scale, size=N) if self.scale else np.ones(N)
         margin = np.maximum(0.0, 1 - 1 / scales)[:, None] * (np.array([H - 1, W - 1]) / 2)

@@ -73,6 +73,18 @@ def test_shift_moves_each_image_by_whole_pixels_within_the_limit():
     assert len(np.unique(np.round(moved))) > 1, "all images moved alike: the shift is not per sample"
 
 
+def test_shift_by_pad_and_crop_equals_the_warp_with_the_same_integer_offsets():
+    # random_shift gathers whole pixels; the bilinear warp with the same
+    # integer offsets must give exactly the same images.
+    x = _digits(N=30)
+    out = augment.random_shift(x, 3, np.random.default_rng(5))
+    shifts = np.random.default_rng(5).integers(-3, 4, size=(30, 2))
+    warped = augment.affine_warp(x, np.broadcast_to(np.eye(2), (30, 2, 2)), shifts.astype(float),
+                                 augment.background_of(x))
+    np.testing.assert_array_equal(out, warped)
+    assert out.dtype == x.dtype and out.shape == x.shape
+
+
 def test_jitter_matches_its_formula():
     x = _digits()
     rng = np.random.default_rng(3)
