@@ -280,6 +280,57 @@ def _check_crop(size, H, W):
         raise ValueError(f"crop size must be an integer in [1, {min(H, W)}] for {H}x{W} images, got {size!r}")
 
 
+def as_image_stack(batch, image_shape, who='augment'):
+    """A batch in any of the framework's layouts as (N, H, W) images (a view).
+
+    Accepts (N, D) rows with D = H * W (the MLP's layout), (N, H, W), and
+    single-channel (N, 1, H, W) feature maps (the CNN's layout)."""
+    if batch.ndim == 2:
+        if batch.shape[1] != int(np.prod(image_shape)):
+            raise ValueError(f"{who}: batch of shape {batch.shape} does not hold {tuple(image_shape)} "
+                             f"images; pass image_shape=(H, W)")
+        return batch.reshape((len(batch),) + tuple(image_shape))
+    if batch.ndim == 4 and batch.shape[1] == 1:
+        return batch[:, 0]
+    if batch.ndim != 3:
+        raise ValueError(f"{who} expects (N, D), (N, H, W) or single-channel (N, 1, H, W) images, "
+                         f"got shape {batch.shape}")
+    return batch
+
+
+def in_layout_of(batch, images):
+    """(N, h, w) images back in the layout of `batch` (see as_image_stack):
+    (N, h*w), (N, h, w) or (N, 1, h, w)."""
+    if batch.ndim == 2:
+        return images.reshape(len(images), -1)
+    if batch.ndim == 4:
+        return images[:, None]
+    return images
+
+
+class TestTimeCrops(object):
+    """Evaluation of a model trained on random crop x crop windows (notes §4.2.4):
+    at test time it sees the centre window ('center') or the four corner
+    windows and the centre one, whose class probabilities are averaged ('multi').
+
+    crops(batch) -> the list of crop batches to feed the model, each in the
+    batch's layout ((N, D) -> (N, crop*crop), (N, 1, H, W) -> (N, 1, crop, crop)):
+    one for 'center', five for 'multi'.
+    """
+    MODES = ('center', 'multi')
+
+    def __init__(self, crop, mode='center', image_shape=(28, 28)):
+        _check_crop(crop, *image_shape)
+        if mode not in self.MODES:
+            raise ValueError(f"test-time crop mode must be one of {', '.join(self.MODES)}, got {mode!r}")
+        self.crop, self.mode, self.image_shape = crop, mode, tuple(image_shape)
+
+    def crops(self, batch):
+        images = as_image_stack(batch, self.image_shape, 'TestTimeCrops')
+        windows = [center_crop(images, self.crop)] if self.mode == 'center' else five_crops(images, self.crop)
+        return [in_layout_of(batch, window) for window in windows]
+
+
 # ---------------------------------------------------------------------------
 # The augmenter used by the Solver: several transforms, one random draw each
 # ---------------------------------------------------------------------------
@@ -302,8 +353,9 @@ class Augmenter(object):
     Shift, rotation and zoom are composed into ONE affine warp per batch, so
     the image is interpolated once, not three times.
 
-    augmenter(images) -> augmented images of the same shape ((N, D) or
-    (N, H, W)), or (N, crop*crop) / (N, crop, crop) when `crop` is set.
+    augmenter(images) -> augmented images in the layout they came in ((N, D),
+    (N, H, W) or single-channel (N, 1, H, W)), of crop x crop images when
+    `crop` is set (e.g. (N, crop*crop)).
     Labels are unchanged; the input array is never modified.
     """
 
@@ -331,15 +383,8 @@ class Augmenter(object):
         return f'Augmenter({settings})'
 
     def __call__(self, images):
-        flattened = images.ndim == 2
-        if flattened:
-            if images.shape[1] != int(np.prod(self.image_shape)):
-                raise ValueError(f"Augmenter: batch of shape {images.shape} does not hold "
-                                 f"{self.image_shape} images; pass image_shape=(H, W)")
-            images = images.reshape((len(images),) + self.image_shape)
-        elif images.ndim != 3:
-            raise ValueError(f"Augmenter expects (N, D) or (N, H, W) images, got shape {images.shape}")
-        out = self._geometry(images)
+        out = as_image_stack(images, self.image_shape, 'Augmenter')
+        out = self._geometry(out)
         if self.brightness or self.contrast:
             out = jitter_brightness_contrast(out, self.brightness, self.contrast, self.rng)
         if self.erase:
@@ -348,7 +393,7 @@ class Augmenter(object):
             out = random_horizontal_flip(out, self.flip, self.rng)
         if self.crop is not None:
             out = random_crop(out, self.crop, self.rng)
-        return out.reshape(len(out), -1) if flattened else out
+        return in_layout_of(images, out)
 
     def _geometry(self, images):
         """Shift, rotation and zoom as one warp (the same maths as random_shift,

@@ -227,29 +227,41 @@ class Adam(Optimizer):
 
 # ---------------------------------------------------------------------------
 # Schedules (notes §2.5.2, §2.5.4): how the learning rate (or the momentum)
-# changes from one epoch to the next. A schedule is a Solver callback: its
-# on_epoch_end sets the value the optimiser uses in the next epoch. The value
-# itself is `value(epoch, current, history)`, a plain function of the epoch
-# number (from 0), the current value and the history of finished epochs,
-# so it can be checked by hand.
+# changes during training. A schedule is a Solver callback. Most change the
+# value between epochs (unit 'epoch': on_epoch_end sets the value of the next
+# epoch); the notes' a / (b + t) counts iterations (unit 'iteration':
+# on_batch_end sets the value of the next update). The value itself is
+# `value(t, current, history)`, a plain function of t (epochs or iterations
+# done, from 0), the current value and the history of finished epochs, so it
+# can be checked by hand.
 # ---------------------------------------------------------------------------
 
 class Schedule(object):
-    """Base class. `attribute` names the optimiser attribute it drives."""
+    """Base class. `attribute` names the optimiser attribute it drives; `unit`
+    says what t counts: 'epoch' or 'iteration' (updates)."""
     attribute = 'learning_rate'
+    unit = 'epoch'
 
-    def value(self, epoch, current, history):
-        """The value to use in epoch `epoch` (0, 1, ...)."""
+    def value(self, t, current, history):
+        """The value to use once t epochs (or iterations) are done (t = 0, 1, ...)."""
         raise NotImplementedError
 
     def start(self, optimizer, history):
-        """Set the value of epoch 0 (called once, before training)."""
-        setattr(optimizer, self.attribute, self.value(0, getattr(optimizer, self.attribute), history))
+        """Set the value of t = 0 (called once, before training)."""
+        self._set(optimizer, 0, history)
 
     def on_epoch_end(self, solver, epoch):
-        optimizer = solver.optimizer
-        setattr(optimizer, self.attribute,
-                self.value(epoch + 1, getattr(optimizer, self.attribute), solver.history))
+        """Called after epoch `epoch` (from 0) and its validation."""
+        if self.unit == 'epoch':
+            self._set(solver.optimizer, epoch + 1, solver.history)
+
+    def on_batch_end(self, solver, iterations):
+        """Called after every update; `iterations` counts the updates done so far."""
+        if self.unit == 'iteration':
+            self._set(solver.optimizer, iterations, solver.history)
+
+    def _set(self, optimizer, t, history):
+        setattr(optimizer, self.attribute, self.value(t, getattr(optimizer, self.attribute), history))
 
 
 class StepDecay(Schedule):
@@ -282,10 +294,12 @@ class HalveOnPlateau(Schedule):
 
 
 class InverseTimeDecay(Schedule):
-    """lr(t) = a / (b + t) (notes §2.5.2): a fixes the size, b when the decay
-    becomes noticeable. The notes count t in iterations; here t is the epoch,
-    so b is in epochs. InverseTimeDecay.from_initial(lr0, b) sets a = lr0 * b,
-    so that the first epoch uses lr0."""
+    """lr(t) = a / (b + t) at iteration t (notes §2.5.2): a fixes the size, b
+    (in iterations) when the decay becomes noticeable: after b updates the
+    rate is half the first. InverseTimeDecay.from_initial(lr0, b) sets
+    a = lr0 * b, so that the first update uses lr0. With batches of 100 and
+    55000 training images an epoch is 550 iterations."""
+    unit = 'iteration'
 
     def __init__(self, a, b):
         self.a, self.b = a, b
@@ -294,8 +308,8 @@ class InverseTimeDecay(Schedule):
     def from_initial(cls, initial, b):
         return cls(initial * b, b)
 
-    def value(self, epoch, current, history):
-        return self.a / (self.b + epoch)
+    def value(self, t, current, history):
+        return self.a / (self.b + t)
 
 
 class MomentumSchedule(Schedule):

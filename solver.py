@@ -37,7 +37,7 @@ from layers import (ACTIVATION_LAYERS, INITS, NORMALIZATION_LAYERS, Classifier, 
 from loss import SoftmaxCrossEntropyLoss
 import optimizer as optimizer_module
 from optimizer import SGD
-from augment import AugmentedLoader, Augmenter
+from augment import AugmentedLoader, Augmenter, TestTimeCrops
 from visualize import plot_loss_and_acc
 
 
@@ -192,7 +192,7 @@ def _augment_settings(value):
     return value is None or (isinstance(value, dict) and set(value) <= set(AUGMENT_KEYS))
 
 
-AUGMENT_KEYS = ('shift', 'rotate', 'scale', 'brightness', 'contrast', 'erase', 'flip')
+AUGMENT_KEYS = ('shift', 'rotate', 'scale', 'brightness', 'contrast', 'erase', 'flip', 'crop')
 
 
 def _one_of(choices):
@@ -240,16 +240,17 @@ CFG_SCHEMA = {
     'lr_schedule': ('constant', lambda v: _one_of(SCHEDULES)(v),
                     "a schedule name from solver.SCHEDULES: 'constant', 'step' (times lr_decay_factor "
                     "every lr_decay_every epochs), 'plateau' (times lr_decay_factor when the validation "
-                    "loss improves by less than plateau_threshold), 'inverse_time' (a / (b + epoch), "
-                    "b = inverse_time_b)"),
+                    "loss improves by less than plateau_threshold), 'inverse_time' (a / (b + t) at "
+                    "iteration t, b = inverse_time_b)"),
     'lr_decay_every': (10, is_positive_int, "an integer >= 1, epochs between decays of lr_schedule 'step'"),
     'lr_decay_factor': (0.5, lambda v: _number(v) and 0 < v < 1,
                         "a number in (0, 1), the factor of the 'step' and 'plateau' schedules (0.5 halves)"),
     'plateau_threshold': (1e-3, lambda v: _number(v) and v >= 0,
                           "a number >= 0: the 'plateau' schedule decays when the validation loss "
                           "improves by less than this between epochs"),
-    'inverse_time_b': (5.0, _positive_number,
-                       "a number > 0, b of the 'inverse_time' schedule, in epochs"),
+    'inverse_time_b': (2750.0, _positive_number,
+                       "a number > 0, b of the 'inverse_time' schedule, in iterations (updates): the rate "
+                       "halves after b updates (550 make an epoch with batch_size 100)"),
     'momentum_warmup': (0, _non_negative_int,
                         'an integer >= 0: momentum 0.5 for this many epochs, then cfg momentum '
                         '(notes §2.5.4); 0 = off'),
@@ -266,6 +267,10 @@ CFG_SCHEMA = {
                 f"{', '.join(AUGMENT_KEYS)}, e.g. {{'shift': 2, 'rotate': 10}}"),
     'shuffle': (True, lambda v: isinstance(v, bool),
                 'True or False: reshuffle the training set every epoch (notes §2.5.3)'),
+    'test_crop': (None, lambda v: v is None or v in TestTimeCrops.MODES,
+                  "None, 'center' or 'multi': how a model trained on random crops (augment 'crop') is "
+                  "evaluated: the centre window (the default), or the class probabilities averaged "
+                  "over the four corner windows and the centre one (notes §4.2.4)"),
 }
 
 
@@ -322,6 +327,18 @@ def _check_technique_settings(cfg):
             Augmenter(**cfg['augment'])
         except (TypeError, ValueError) as error:
             raise ValueError(f"cfg['augment'] = {cfg['augment']!r} is not valid: {error}") from None
+    if cfg['test_crop'] is not None and crop_size(cfg) is None:
+        raise ValueError(f"cfg['test_crop'] = {cfg['test_crop']!r} evaluates a model trained on random crops: "
+                         "set a crop size in cfg['augment'] as well, e.g. {'crop': 24}")
+    if cfg['test_crop'] == 'multi' and (cfg['model'] == 'softmax_regression'
+                                         or cfg['loss'] != 'softmax_cross_entropy'):
+        raise ValueError("cfg['test_crop'] = 'multi' averages class probabilities, which needs an MLP or a "
+                         "CNN (model.predict) with the softmax cross-entropy loss; use 'center' otherwise")
+
+
+def crop_size(cfg):
+    """The side of the random training crops (cfg augment 'crop'), or None."""
+    return (cfg['augment'] or {}).get('crop')
 
 
 class TrainingDiverged(RuntimeError):
@@ -407,13 +424,15 @@ class Solver(object):
     loss.py (SoftmaxCrossEntropyLossLayer by default). callbacks are objects
     with on_epoch_end(solver, epoch), called after each epoch's validation
     (learning-rate schedules, early stopping, live plots); one may set
-    solver.stop_training = True to end training after that epoch.
+    solver.stop_training = True to end training after that epoch. A callback
+    that also has on_batch_end(solver, iterations) is called after every
+    update (a per-iteration schedule such as a / (b + t)).
 
     Attributes after train():
     - history: dict of lists, one entry per epoch for 'train_loss',
       'train_acc', 'val_loss', 'val_acc', 'epoch_time' (seconds of training,
-      validation excluded), 'learning_rate' (the rate used in that epoch,
-      as a schedule set it), and one entry per batch for 'iter_loss' and
+      validation excluded), 'learning_rate' (the rate of that epoch's
+      first update, as a schedule set it), and one entry per batch for 'iter_loss' and
       'iter_acc'.
     """
 
@@ -431,6 +450,11 @@ class Solver(object):
         self.train_loader = train_loader
         self.val_loader = val_loader
         self.test_loader = test_loader
+        # A model trained on random crops is evaluated on centre or multiple crops.
+        self.test_time_crops = None
+        if crop_size(self.cfg) is not None:
+            self.test_time_crops = TestTimeCrops(crop_size(self.cfg), self.cfg['test_crop'] or 'center',
+                                                 image_shape=train_loader.dataset.image_shape)
 
         # build model
         if network is not None:
@@ -450,6 +474,7 @@ class Solver(object):
         # End-of-epoch callbacks: those the cfg asks for (schedules, early
         # stopping), then the caller's. A schedule sets the value of epoch 1 now.
         self.callbacks = build_callbacks(self.cfg) + list(callbacks)
+        self.batch_callbacks = [callback for callback in self.callbacks if hasattr(callback, 'on_batch_end')]
         for callback in self.callbacks:
             if hasattr(callback, 'start'):
                 callback.start(self.optimizer, self.history)
@@ -472,7 +497,11 @@ class Solver(object):
 
     def build_model(self, cfg):
         dataset = self.train_loader.dataset
-        return MODELS[cfg['model']](cfg, dataset.images.shape[1:], dataset.num_classes)
+        input_shape = dataset.images.shape[1:]
+        if crop_size(cfg) is not None:      # the model sees crop x crop windows, in the same layout
+            crop = crop_size(cfg)
+            input_shape = (crop * crop,) if len(input_shape) == 1 else input_shape[:-2] + (crop, crop)
+        return MODELS[cfg['model']](cfg, input_shape, dataset.num_classes)
 
     @staticmethod
     def build_optimizer(model, cfg):
@@ -504,6 +533,8 @@ class Solver(object):
 
                 # update the model weights
                 self.optimizer.step()
+                for callback in self.batch_callbacks:          # e.g. a per-iteration schedule
+                    callback.on_batch_end(self, len(self.history['iter_loss']) + 1)
 
                 # record loss and accuracy
                 self.history['iter_loss'].append(float(loss))
@@ -558,12 +589,27 @@ class Solver(object):
         self._set_mode(training=False)
         total_loss = total_correct = 0.0
         for images, labels in loader:
-            loss, acc = self.model.forward(images, labels)
+            loss, acc = self._evaluate_batch(images, labels)
             total_loss += loss * len(labels)
             total_correct += acc * len(labels)
         self._set_mode(training=True)
         num_samples = len(loader.dataset)
         return float(total_loss / num_samples), float(total_correct / num_samples)
+
+    def _evaluate_batch(self, images, labels):
+        """(loss, acc) of one evaluation batch; through the test-time crops when
+        the model was trained on crops."""
+        if self.test_time_crops is None:
+            return self.model.forward(images, labels)
+        crops = self.test_time_crops.crops(images)
+        if len(crops) == 1:
+            return self.model.forward(crops[0], labels)
+        # Multi-crop: average the class probabilities of the crops; their log is
+        # a valid set of scores, since softmax(log p) = p when p sums to 1.
+        probabilities = np.mean([loss_module.softmax(self.model.predict(crop)) for crop in crops], axis=0)
+        scores = np.log(np.maximum(probabilities, np.finfo(probabilities.dtype).tiny))
+        loss, _ = loss_module.softmax_cross_entropy(scores, labels)
+        return loss, loss_module.accuracy(scores, labels)
 
     def _set_mode(self, training):
         # Layers such as dropout behave differently in training and

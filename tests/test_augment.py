@@ -167,3 +167,18 @@ def test_augmenter_explains_bad_settings(kwargs, message):
 def test_augmenter_explains_a_wrong_image_shape():
     with pytest.raises(ValueError, match='image_shape'):
         augment.Augmenter(shift=1)(np.zeros((2, 100), dtype=np.float32))
+
+
+def test_augmenter_keeps_single_channel_feature_maps_and_test_time_crops_keep_the_layout():
+    x = _digits(N=6)
+    maps = x[:, None]                                             # (N, 1, H, W), the CNN's layout
+    out = augment.Augmenter(shift=2, rotate=5, crop=8, image_shape=(12, 10), seed=1)(maps)
+    assert out.shape == (6, 1, 8, 8)
+    flat = augment.Augmenter(shift=2, rotate=5, crop=8, image_shape=(12, 10), seed=1)(x.reshape(6, -1))
+    np.testing.assert_array_equal(out.reshape(6, -1), flat)       # the same draws in either layout
+    centre, = augment.TestTimeCrops(8, 'center', image_shape=(12, 10)).crops(maps)
+    np.testing.assert_array_equal(centre[:, 0], augment.center_crop(x, 8))
+    five = augment.TestTimeCrops(8, 'multi', image_shape=(12, 10)).crops(x.reshape(6, -1))
+    assert len(five) == 5 and all(c.shape == (6, 64) for c in five)
+    with pytest.raises(ValueError, match="single-channel"):
+        augment.Augmenter(shift=1)(np.zeros((2, 3, 28, 28), np.float32))

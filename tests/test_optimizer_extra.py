@@ -151,6 +151,7 @@ def test_inverse_time_decay_is_a_over_b_plus_t():
     assert [schedule.value(t, None, {}) for t in range(4)] == pytest.approx([0.25, 0.2, 1 / 6, 1 / 7])
     assert InverseTimeDecay.from_initial(0.1, 5).value(0, None, {}) == pytest.approx(0.1)
     assert InverseTimeDecay.from_initial(0.1, 5).value(5, None, {}) == pytest.approx(0.05)
+    assert InverseTimeDecay.unit == 'iteration'       # the notes count t in iterations
 
 
 def test_halve_on_plateau_follows_the_validation_objective():

@@ -64,10 +64,25 @@ def test_learning_rate_used_each_epoch_is_recorded(tiny_mnist):
     solver = Solver(quiet(tiny_mnist, learning_rate=0.08, max_epoch=5, lr_schedule='step', lr_decay_every=2))
     solver.train()
     assert solver.history['learning_rate'] == pytest.approx([0.08, 0.08, 0.04, 0.04, 0.02])
+
+
+@pytest.mark.solution('softmax')
+def test_inverse_time_decay_changes_the_rate_every_iteration(tiny_mnist):
+    # lr(t) = a / (b + t), t the updates done (notes §2.5.2), a = lr0 * b.
     solver = Solver(quiet(tiny_mnist, learning_rate=0.1, max_epoch=3, lr_schedule='inverse_time',
-                          inverse_time_b=4.0))
+                          inverse_time_b=12.0))
+    used = []
+    step = solver.optimizer.step
+
+    def recording_step():
+        used.append(solver.optimizer.learning_rate)
+        step()
+    solver.optimizer.step = recording_step
     solver.train()
-    assert solver.history['learning_rate'] == pytest.approx([0.4 / 4, 0.4 / 5, 0.4 / 6])
+    per_epoch = len(solver.train_loader)
+    assert per_epoch > 1
+    assert used == pytest.approx([0.1 * 12 / (12 + t) for t in range(3 * per_epoch)])
+    assert solver.history['learning_rate'] == pytest.approx([0.1 * 12 / (12 + per_epoch * e) for e in range(3)])
 
 
 @pytest.mark.solution('softmax')
@@ -169,6 +184,53 @@ def test_augmentation_changes_training_batches_only(tiny_mnist):
     again = Solver(quiet(tiny_mnist, augment={'shift': 2, 'rotate': 10}))
     assert np.array_equal(next(iter(again.train_loader))[0], images)
     solver.train()      # trains end to end
+
+
+@pytest.mark.solution('cnn', 'mlp')
+def test_augmentation_of_cnn_feature_maps(tiny_mnist):
+    # The CNN's batches are (N, 1, H, W); the augmenter keeps that layout.
+    solver = Solver(quiet(tiny_mnist, model='cnn', conv_channels=[2], fc_sizes=[8], max_epoch=1,
+                          augment={'shift': 2, 'rotate': 5}))
+    images, labels = next(iter(solver.train_loader))
+    assert images.shape == (50, 1, 28, 28) and labels.shape == (50,)
+    solver.train()
+
+
+@pytest.mark.parametrize('cfg, message', [
+    (dict(test_crop='center'), r"set a crop size in cfg\['augment'\]"),
+    (dict(augment={'crop': 20}, test_crop='multi'), r"'multi' averages class probabilities.*MLP or a CNN"),
+    (dict(hidden_sizes=[8], augment={'crop': 20}, test_crop='five'), r"None, 'center' or 'multi'"),
+    (dict(hidden_sizes=[8], augment={'crop': 29}), r"crop size must be an integer in \[1, 28\]"),
+])
+def test_bad_test_time_crop_settings_are_explained(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        validate_cfg(cfg)
+
+
+@pytest.mark.solution('mlp')
+def test_a_model_trained_on_crops_is_evaluated_on_the_centre_or_five_crops(tiny_mnist):
+    from augment import center_crop, five_crops
+    from loss import softmax
+    solver = Solver(quiet(tiny_mnist, hidden_sizes=[16], max_epoch=1, augment={'crop': 20}))
+    images, _ = next(iter(solver.train_loader))
+    assert images.shape == (50, 400)                      # random 20 x 20 windows
+    assert solver.model.network.layerList[0].W.shape == (400, 16)
+    solver.train()
+    dataset = solver.val_loader.dataset
+    squares, labels = dataset.images.reshape(-1, 28, 28), dataset.labels
+
+    # 'center': the model sees the central window of every image
+    solver.model.eval()
+    centre_loss, centre_acc = solver.model.forward(center_crop(squares, 20).reshape(len(squares), -1), labels)
+    assert solver.validate() == pytest.approx((centre_loss, centre_acc), rel=1e-5)
+
+    # 'multi': probabilities averaged over the five windows, computed by hand
+    solver.test_time_crops.mode = 'multi'
+    solver.model.eval()
+    p = np.mean([softmax(solver.model.predict(c.reshape(len(c), -1))) for c in five_crops(squares, 20)], axis=0)
+    expected_loss = -np.mean(np.log(p[np.arange(len(labels)), labels]))
+    expected_acc = np.mean(p.argmax(axis=1) == labels)
+    assert solver.validate() == pytest.approx((expected_loss, expected_acc), rel=1e-5)
 
 
 class ModeProbe(Layer):
