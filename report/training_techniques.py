@@ -2,7 +2,8 @@
 
     python report/training_techniques.py optimizers    # every optimiser, homework model and 784-256-10 MLP
     python report/training_techniques.py target        # MLP with dropout / batch norm, chosen on validation
-    python report/training_techniques.py augment       # the best MLP with data augmentation
+    python report/training_techniques.py augment       # the chosen MLP with data augmentation
+    python report/training_techniques.py crops         # test-time centre crop against five-crop averaging
     python report/training_techniques.py bn_time       # batch norm's added epoch time
     python report/training_techniques.py small_batch   # batch norm with very small batches (notes §4.3.3)
     python report/training_techniques.py schedules     # learning-rate schedules, momentum warm-up, no shuffling
@@ -133,16 +134,50 @@ def best_on_validation(records):
     return max(records.values(), key=lambda r: r['history']['val_acc'][-1])
 
 
+def chosen_target():
+    """(name, cfg) of the target candidate chosen on the validation split
+    (training the candidates first if they are not saved yet)."""
+    records = target()
+    name = next(n for n, r in records.items() if r is best_on_validation(records))
+    return name, dict(TARGET_BASE, **TARGET_RUNS[name])
+
+
 AUGMENT = dict(shift=2, rotate=10, scale=[0.9, 1.1])
 
 
-AUGMENT_BASE = 'bn + dropout 0.2'     # the first target candidate (the others were still training)
-
-
 def augment(force=False):
-    """The AUGMENT_BASE target run again, with augmented training batches."""
-    cfg = dict(TARGET_BASE, **TARGET_RUNS[AUGMENT_BASE], augment=AUGMENT)
-    return run(_slug(f'augment-{AUGMENT_BASE}'), cfg, force)
+    """The chosen target run again, with augmented training batches."""
+    name, cfg = chosen_target()
+    return run(_slug(f'augment-{name}'), dict(cfg, augment=AUGMENT), force)
+
+
+# Test-time crops (notes §4.2.4): one MLP trained on random 24 x 24 windows,
+# evaluated on the centre window and on the average over five windows.
+CROP_RUN = dict(hidden_sizes=[256], learning_rate=0.05, max_epoch=10, augment={'crop': 24})
+
+
+def crops(force=False):
+    """Train CROP_RUN once; evaluate it with test_crop 'center' and 'multi'.
+    Saved as report/training/runs/crops.json."""
+    path = RUNS / 'crops.json'
+    if path.exists() and not force:
+        return json.loads(path.read_text())
+    print(f'[{time.strftime("%H:%M:%S")}] training crops: {CROP_RUN}', flush=True)
+    solver = Solver(dict(CROP_RUN, verbose=False, data_root=str(REPO_ROOT / 'data')))
+    solver.train()
+    record = {'cfg': CROP_RUN, 'epoch_time': seconds_per_epoch({'history': solver.history})}
+    for mode in ('center', 'multi'):
+        solver.test_time_crops.mode = mode
+        start = time.perf_counter()
+        val_loss, val_acc = solver.validate()
+        seconds = time.perf_counter() - start
+        test_loss, test_acc = solver.test()
+        record[mode] = {'val_acc': val_acc, 'val_loss': val_loss, 'test_acc': test_acc, 'test_loss': test_loss,
+                        'val_seconds': seconds}
+    RUNS.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, 'w') as f:
+        json.dump(record, f, indent=1)
+    return record
 
 
 def bn_time(force=False):
@@ -200,15 +235,14 @@ def schedules(force=False):
     return records
 
 
-def augment_cost(repeats=60):
-    """Median seconds per batch of 100 of (a) augmenting it and (b) one training
-    step (forward, backward, update) of the AUGMENT_BASE MLP on it, measured
-    alternately in one process, so that both see the same machine load.
-    Returns (augment_seconds, step_seconds)."""
+def augment_cost(cfg, settings=AUGMENT, repeats=60):
+    """Median seconds per batch of 100 of (a) augmenting it with `settings` and
+    (b) one training step (forward, backward, update) of the model of cfg on
+    it, measured alternately in one process, so that both see the same
+    machine load. Returns (augment_seconds, step_seconds)."""
     from augment import Augmenter
-    solver = Solver(dict(TARGET_BASE, **TARGET_RUNS[AUGMENT_BASE], verbose=False,
-                         data_root=str(REPO_ROOT / 'data')))
-    augmenter = Augmenter(**AUGMENT, seed=0)
+    solver = Solver(dict(cfg, verbose=False, data_root=str(REPO_ROOT / 'data')))
+    augmenter = Augmenter(**settings, seed=0)
     batches = iter(solver.train_loader)
     augment_times, step_times = [], []
     for _ in range(repeats):
@@ -255,16 +289,35 @@ def optimizer_table():
 
 
 def target_table():
-    lines = ['| MLP 784-512-512-10 | final validation accuracy | test accuracy | epochs | seconds per epoch |',
-             '|---|---|---|---|---|']
+    lines = ['| MLP (784-512-512-10 unless named), SGD momentum 0.9 | round | final validation accuracy '
+             '| test accuracy | epochs | seconds per epoch |',
+             '|---|---|---|---|---|---|']
     records = {name: _load(_slug(f'target-{name}')) for name in TARGET_RUNS}
     records = {k: v for k, v in records.items() if v is not None}
-    aug = _load(_slug(f'augment-{AUGMENT_BASE}'))
+    if not records:
+        return ''
+    chosen = next(n for n, r in records.items() if r is best_on_validation(records))
+    rows = [(name, 2 if name in TARGET_ROUND_2 else 1, r) for name, r in records.items()]
+    aug = _load(_slug(f'augment-{chosen}'))
     if aug:
-        records[f'{AUGMENT_BASE} + augmentation (shift 2, rotate 10, scale 0.9-1.1)'] = aug
-    for name, r in records.items():
-        lines.append(f"| {name} | {r['history']['val_acc'][-1]:.2%} | {r['test_acc']:.2%} "
+        rows.append((f'{chosen} + augmentation (shift 2, rotate 10, scale 0.9-1.1)', 'after', aug))
+    for name, round_, r in rows:
+        label = f'**{name}** (chosen on validation)' if name == chosen else name
+        lines.append(f"| {label} | {round_} | {r['history']['val_acc'][-1]:.2%} | {r['test_acc']:.2%} "
                      f"| {len(r['history']['val_acc'])} | {seconds_per_epoch(r):.2f} |")
+    return '\n'.join(lines)
+
+
+def crop_table():
+    record = _load('crops')
+    if record is None:
+        return ''
+    lines = [f"| 576-256-10 MLP trained 10 epochs on random 24 x 24 crops ({record['epoch_time']:.1f} s per "
+             f"epoch) | validation accuracy | test accuracy | seconds to evaluate the validation split |",
+             '|---|---|---|---|']
+    for mode, label in (('center', 'centre crop'), ('multi', 'average over five crops')):
+        r = record[mode]
+        lines.append(f"| {label} | {r['val_acc']:.2%} | {r['test_acc']:.2%} | {r['val_seconds']:.2f} |")
     return '\n'.join(lines)
 
 
@@ -321,12 +374,26 @@ def schedule_table():
     return '\n'.join(lines)
 
 
-def augment_cost_text():
-    augment_seconds, step_seconds = augment_cost()
-    return (f'Augmentation ({AUGMENT}) of a batch of 100: {augment_seconds * 1e3:.1f} ms; a training step '
-            f'of the {AUGMENT_BASE} MLP 784-512-512-10 on it: {step_seconds * 1e3:.1f} ms (medians of 60 '
-            f'batches, measured alternately in one process, load average {os.getloadavg()[0]:.1f}). '
-            f'Augmentation adds {augment_seconds / step_seconds:.0%} to the epoch time.')
+AUGMENT_COST_MODELS = {
+    'homework model': dict(),
+    'MLP 784-256-10': dict(hidden_sizes=[256]),
+}
+
+
+def augment_cost_table():
+    """Augmenting a batch of 100 against a training step on it, for the chosen
+    target MLP and two smaller models, with the geometric warp and with
+    whole-pixel shifts only."""
+    name, chosen_cfg = chosen_target()
+    models = dict(AUGMENT_COST_MODELS, **{f'chosen target MLP ({name})': chosen_cfg})
+    lines = [f'| model (batch 100, load average {os.getloadavg()[0]:.1f}) | augmentation | ms to augment '
+             f'| ms per training step | augmentation / step |', '|---|---|---|---|---|']
+    for model_name, cfg in models.items():
+        for settings in (AUGMENT, dict(shift=2)):
+            augment_seconds, step_seconds = augment_cost(cfg, settings)
+            lines.append(f'| {model_name} | {settings} | {augment_seconds * 1e3:.2f} | {step_seconds * 1e3:.2f} '
+                         f'| {augment_seconds / step_seconds:.0%} |')
+    return '\n'.join(lines)
 
 
 def tables():
@@ -334,15 +401,17 @@ def tables():
             + target_table() + '\n\n## Batch norm with very small batches (validation accuracy after one epoch)\n\n'
             + small_batch_table() + '\n\n## Batch norm epoch time\n\n' + bn_time_table()
             + '\n\n## Schedules and shuffling\n\n' + schedule_table()
-            + '\n\n## Cost of augmentation\n\n' + augment_cost_text() + '\n')
+            + '\n\n## Test-time crops\n\n' + crop_table()
+            + '\n\n## Cost of augmentation (medians of 60 batches, augmenting and stepping alternately)\n\n'
+            + augment_cost_table() + '\n')
     OUT.mkdir(parents=True, exist_ok=True)
     with atomic_write(OUT / 'tables.md', 'w') as f:
         f.write(text)
     print(text)
 
 
-EXPERIMENTS = {'optimizers': optimizers, 'target': target, 'augment': augment, 'bn_time': bn_time,
-               'small_batch': small_batch, 'schedules': schedules}
+EXPERIMENTS = {'optimizers': optimizers, 'target': target, 'augment': augment, 'crops': crops,
+               'bn_time': bn_time, 'small_batch': small_batch, 'schedules': schedules}
 
 
 def main(argv=None):
