@@ -24,7 +24,10 @@ The file reads top to bottom:
 4. the layers: FCLayer, ReLULayer, SigmoidLayer, TanhLayer,
 5. Network (a stack of layers) and Classifier (a network with a loss, behind
    the homework's model interface),
-6. the convolutional layers, ConvLayer, MaxPoolingLayer, AvgPoolingLayer and
+6. regularisation and normalisation: DropoutLayer, BatchNormLayer,
+   LayerNormLayer, GroupNormLayer, InstanceNormLayer and add_regularisation
+   (notes §4.2.3, §4.3),
+7. the convolutional layers, ConvLayer, MaxPoolingLayer, AvgPoolingLayer and
    ReshapeLayer (notes §3; their maths is in im2col.py).
 The losses live in loss.py, the optimisers in optimizer.py.
 """
@@ -515,7 +518,7 @@ def build_mlp(num_input, hidden_sizes, num_output, activation='relu', init='cour
 
 
 # ---------------------------------------------------------------------------
-# Regularisation and normalisation layers (notes §4.2.3, §4.3)
+# 6. Regularisation and normalisation layers (notes §4.2.3, §4.3)
 #
 # Shapes: (N, D) for fully connected activations, (N, C, H, W) for feature
 # maps. None of these layers has weights to decay: gamma and beta are
@@ -790,7 +793,10 @@ def add_regularisation(network, dropout=0.0, normalization='none', seed=None):
             out.add(DropoutLayer(dropout, seed=None if seed is None else seed + hidden_index))
             hidden_index += 1
     return out
-# 6. Convolutional layers (notes §3): convolution, pooling, reshape.
+
+
+# ---------------------------------------------------------------------------
+# 7. Convolutional layers (notes §3): convolution, pooling, reshape.
 # The maths (a loop reference and the vectorised form) is in im2col.py.
 # Feature maps are (N, C, H, W) arrays.
 # ---------------------------------------------------------------------------

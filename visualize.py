@@ -123,6 +123,8 @@ def plot_learning_rate(histories, ax=None):
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
 # ---------------------------------------------------------------------------
 # Pictures of a model and of the training recipe (notes §4.4). Every function
 # draws one Figure, saves it when save_path is given and returns it.
