@@ -491,3 +491,28 @@ def test_momentum_sweep_tick_labels_do_not_collide():
     for i, first in enumerate(boxes):
         for second in boxes[i + 1:]:
             assert not first.overlaps(second), 'two tick labels (almost) touch'
+
+
+# ---------------------------------------------------------------------------
+# report/training_techniques.py: the target run is chosen on validation only
+# ---------------------------------------------------------------------------
+
+def test_training_techniques_choose_the_target_run_on_validation_and_mark_it(tmp_path, monkeypatch):
+    import training_techniques as tt
+
+    def record(val, test):
+        return {'history': {'val_acc': [0.5, val], 'epoch_time': [1.0, 1.0]}, 'test_acc': test}
+    # The test set would pick 'b'; the validation split picks 'a'.
+    records = {'a': record(0.990, 0.980), 'b': record(0.985, 0.990)}
+    assert tt.best_on_validation(records) is records['a']
+
+    monkeypatch.setattr(tt, 'RUNS', tmp_path)
+    monkeypatch.setattr(tt, 'TARGET_RUNS', {'a': {}, 'b': {}})
+    monkeypatch.setattr(tt, 'TARGET_ROUND_2', ['b'])
+    for name, r in records.items():
+        (tmp_path / f'target-{name}.json').write_text(json.dumps(r))
+    (tmp_path / 'augment-a.json').write_text(json.dumps(record(0.992, 0.991)))
+    table = tt.target_table().splitlines()
+    assert table[2].startswith('| **a** (chosen on validation) | 1 | 99.00% | 98.00% |')
+    assert table[3].startswith('| b | 2 | 98.50% | 99.00% |')
+    assert table[4].startswith('| a + augmentation')
