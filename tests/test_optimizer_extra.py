@@ -103,6 +103,7 @@ def test_weight_decay_touches_weights_only(make):
     model = TwoParameterModel(W=2.0, b=3.0)
     bn = BatchNormLayer(2)
     bn.gamma, bn.beta = np.array([1.5, 2.0]), np.array([0.5, -0.5])
+    bn.running_mean, bn.running_var = np.array([0.3, -0.2]), np.array([2.0, 0.5])
 
     class Pair(object):                       # a two-layer model for the optimiser
         layers = layerList = [model, bn]
@@ -115,6 +116,8 @@ def test_weight_decay_touches_weights_only(make):
     assert model.b[0, 0] == 3.0, "weight decay must never touch a bias"
     assert np.array_equal(bn.gamma, [1.5, 2.0]) and np.array_equal(bn.beta, [0.5, -0.5]), \
         "weight decay must never touch gamma or beta"
+    assert np.array_equal(bn.running_mean, [0.3, -0.2]) and np.array_equal(bn.running_var, [2.0, 0.5]), \
+        "running statistics are layer state, not parameters: the optimiser must never touch them"
 
 
 @pytest.mark.solution('mlp')
