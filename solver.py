@@ -406,7 +406,8 @@ class EarlyStopping(object):
         for (index, name), array in model_arrays(solver.model).items():
             array[...] = self.best_arrays[(index, name)]
         if self.verbose:
-            why = (f"stopped after epoch {epoch}: {self.monitor} has not improved for {self.patience} epochs"
+            why = (f"stopped after epoch {epoch}: {self.monitor} has not improved for {self.patience} "
+                   f"epoch{'s' if self.patience != 1 else ''}"
                    if self.stopped_epoch else f"finished at epoch {epoch}")
             print(f"Early stopping: {why}; restored the parameters of epoch {self.best_epoch} "
                   f"({self.monitor} {self.best:.4f}).")
