@@ -129,13 +129,23 @@ def validate(root, manifest, assignments, log=print):
             run = run_tests_observed(out)
         for error in run['collect_errors']:
             problems.append(f"{name} handout: {error['nodeid']} cannot be collected: {error['message']}")
-        counts = {'unmarked passed': 0, 'marked failed': 0, 'other assignments skipped': 0}
+        counts = {'unmarked passed': 0, 'marked failed': 0, 'other assignments skipped': 0,
+                  'released passed': 0}
+        released = released_solutions(manifest, name)
         for nodeid, rec in sorted(run['tests'].items()):
-            if rec['tags']:
+            tags = set(rec['tags'])
+            if tags and name not in tags and tags & released:
+                # Needs only code of a released assignment, which the handout ships: it must pass.
+                if rec['outcome'] == 'passed':
+                    counts['released passed'] += 1
+                else:
+                    problems.append(f"{name} handout: {nodeid} needs only the released "
+                                    f"{', '.join(sorted(tags & released))} code, which the handout ships, "
+                                    f"but {rec['outcome']}: {rec['message']}")
+            elif tags:
                 if rec['outcome'] == 'failed':
                     counts['marked failed'] += 1
-                elif (rec['outcome'] == 'skipped' and name not in rec['tags']
-                      and not set(rec['tags']) & released_solutions(manifest, name)):
+                elif rec['outcome'] == 'skipped' and name not in tags:
                     counts['other assignments skipped'] += 1   # their code is a stub here
                 else:
                     problems.append(f"{name} handout: {nodeid} is marked solution{tuple(rec['tags'])} but "
@@ -150,7 +160,8 @@ def validate(root, manifest, assignments, log=print):
             problems.append(f"{name} handout: the test run ended with status {run['status']}")
         log(f"   handout tests: {counts['unmarked passed']} without a solution marker pass, "
             f"{counts['marked failed']} marked ones fail (as they must), "
-            f"{counts['other assignments skipped']} of other assignments are skipped")
+            f"{counts['other assignments skipped']} of other assignments are skipped"
+            + (f", {counts['released passed']} of released assignments pass" if released else ''))
     return problems
 
 
