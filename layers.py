@@ -531,12 +531,16 @@ def normalize_forward(x, axes, eps):
     (notes §4.3.3). The variance is the biased one, mean((x - mean)^2).
 
     Returns (x_hat, mean, var, inv_std), the last three with kept dimensions.
+    (Means are written as sum / m, m the values per group: the same numbers
+    as np.mean, with less overhead on small arrays.)
     """
-    mean = x.mean(axis=axes, keepdims=True)
-    centred = x - mean
-    var = np.mean(centred * centred, axis=axes, keepdims=True)
+    m = _group_size(x, axes)
+    mean = x.sum(axis=axes, keepdims=True) / m
+    x_hat = x - mean
+    var = np.square(x_hat).sum(axis=axes, keepdims=True) / m
     inv_std = 1 / np.sqrt(var + eps)
-    return centred * inv_std, mean, var, inv_std
+    x_hat *= inv_std                                  # in place: centred -> normalised
+    return x_hat, mean, var, inv_std
 
 
 def normalize_backward(grad_x_hat, x_hat, inv_std, axes):
@@ -546,8 +550,18 @@ def normalize_backward(grad_x_hat, x_hat, inv_std, axes):
     chain rule gives, with averages over the m values of a group,
         dE/dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = dE/dx_hat.
     """
-    return inv_std * (grad_x_hat - grad_x_hat.mean(axis=axes, keepdims=True)
-                      - x_hat * np.mean(grad_x_hat * x_hat, axis=axes, keepdims=True))
+    m = _group_size(grad_x_hat, axes)
+    mean_g = grad_x_hat.sum(axis=axes, keepdims=True) / m
+    mean_g_x_hat = (grad_x_hat * x_hat).sum(axis=axes, keepdims=True) / m
+    grad_x = grad_x_hat - mean_g
+    grad_x -= x_hat * mean_g_x_hat
+    grad_x *= inv_std
+    return grad_x
+
+
+def _group_size(x, axes):
+    """Number of values in each group of a reduction over `axes`."""
+    return int(np.prod([x.shape[axis] for axis in axes]))
 
 
 def _check_features(layer, Input, num_features):
@@ -659,7 +673,9 @@ class BatchNormLayer(Layer):
             mean = _per_feature(self.running_mean, Input.ndim)
             self.inv_std = 1 / np.sqrt(_per_feature(self.running_var, Input.ndim) + self.eps)
             self.x_hat = (Input - mean) * self.inv_std
-        return _per_feature(self.gamma, Input.ndim) * self.x_hat + _per_feature(self.beta, Input.ndim)
+        out = self.x_hat * _per_feature(self.gamma, Input.ndim)
+        out += _per_feature(self.beta, Input.ndim)
+        return out
 
     def backward(self, delta):
         """delta (same shape as the output) -> delta of the layer below; sets

@@ -4,10 +4,10 @@
     python report/training_techniques.py target        # MLP with dropout / batch norm, chosen on validation
     python report/training_techniques.py augment       # the chosen MLP with data augmentation
     python report/training_techniques.py crops         # test-time centre crop against five-crop averaging
-    python report/training_techniques.py bn_time       # batch norm's added epoch time
     python report/training_techniques.py small_batch   # batch norm with very small batches (notes §4.3.3)
     python report/training_techniques.py schedules     # learning-rate schedules, momentum warm-up, no shuffling
-    python report/training_techniques.py tables        # the Markdown tables from the finished runs
+    python report/training_techniques.py tables        # the Markdown tables from the finished runs, and
+                                                       # the timings (batch norm, augmentation) measured now
 
 Every run is one Solver cfg. A finished run is saved as JSON in
 report/training/runs/<name>.json and not trained again (delete the file to
@@ -180,11 +180,18 @@ def crops(force=False):
     return record
 
 
-def bn_time(force=False):
-    """784-256-10 with and without batch norm, 3 epochs each, the same everything else."""
-    common = dict(hidden_sizes=[256], learning_rate=0.05, max_epoch=3)
-    return {'plain': run('time-mlp256-plain', common, force),
-            'batch norm': run('time-mlp256-bn', dict(common, normalization='batch'), force)}
+def bn_epoch_cost(hidden_sizes=(256,), rounds=5):
+    """Median seconds of a training epoch of an MLP without and with batch
+    norm, the two trained one epoch at a time, alternately, in one process,
+    so that both see the same machine load (separate runs minutes apart
+    differ by 30% on the shared machine). Returns (plain_seconds, bn_seconds)."""
+    common = dict(hidden_sizes=list(hidden_sizes), learning_rate=0.05, max_epoch=1, verbose=False,
+                  data_root=str(REPO_ROOT / 'data'))
+    plain, bn = Solver(common), Solver(dict(common, normalization='batch'))
+    for _ in range(rounds):
+        plain.train()
+        bn.train()
+    return float(np.median(plain.history['epoch_time'])), float(np.median(bn.history['epoch_time']))
 
 
 SMALL_BATCHES = [2, 4, 16, 100]
@@ -332,11 +339,13 @@ def small_batch_table():
     return '\n'.join(lines)
 
 
-def bn_step_cost(repeats=100):
-    """Median seconds of a training step (batch 100) of 784-256-10 without and
-    with batch norm, the two models stepped alternately in one process so that
-    both see the same machine load. Returns (plain_seconds, bn_seconds)."""
-    common = dict(hidden_sizes=[256], learning_rate=0.05, verbose=False, data_root=str(REPO_ROOT / 'data'))
+def bn_step_cost(hidden_sizes=(256,), repeats=100):
+    """Median seconds of a training step (batch 100) of an MLP with the given
+    hidden sizes without and with batch norm, the two models stepped
+    alternately in one process so that both see the same machine load.
+    Returns (plain_seconds, bn_seconds)."""
+    common = dict(hidden_sizes=list(hidden_sizes), learning_rate=0.05, verbose=False,
+                  data_root=str(REPO_ROOT / 'data'))
     plain, bn = Solver(common), Solver(dict(common, normalization='batch'))
     times = {id(plain): [], id(bn): []}
     for (images, labels), _ in zip(plain.train_loader, range(repeats)):
@@ -350,16 +359,18 @@ def bn_step_cost(repeats=100):
 
 
 def bn_time_table():
-    plain, bn = _load('time-mlp256-plain'), _load('time-mlp256-bn')
-    if not (plain and bn):
-        return ''
-    a, b = seconds_per_epoch(plain), seconds_per_epoch(bn)
-    step_plain, step_bn = bn_step_cost()
-    return (f'| 784-256-10, batch 100 | without batch norm | with batch norm | added |\n|---|---|---|---|\n'
-            f'| seconds per epoch (median of 3 epochs, separate runs) | {a:.2f} | {b:.2f} | {b / a - 1:+.0%} |\n'
-            f'| ms per training step (median of 100, stepped alternately, load average '
-            f'{os.getloadavg()[0]:.1f}) | {step_plain * 1e3:.2f} | {step_bn * 1e3:.2f} '
-            f'| {step_bn / step_plain - 1:+.0%} |')
+    load = os.getloadavg()[0]
+    epoch_plain, epoch_bn = bn_epoch_cost()
+    lines = ['| batch 100 | without batch norm | with batch norm | added |', '|---|---|---|---|',
+             f'| 784-256-10: seconds per epoch (median of 5, trained alternately, load average {load:.1f}) '
+             f'| {epoch_plain:.2f} | {epoch_bn:.2f} | {epoch_bn / epoch_plain - 1:+.0%} |']
+    for hidden in ((256,), (1024, 1024)):
+        step_plain, step_bn = bn_step_cost(hidden)
+        name = '784-' + '-'.join(map(str, hidden)) + '-10'
+        lines.append(f'| {name}: ms per training step (median of 100, stepped alternately, load average '
+                     f'{os.getloadavg()[0]:.1f}) | {step_plain * 1e3:.2f} | {step_bn * 1e3:.2f} '
+                     f'| {step_bn / step_plain - 1:+.0%} |')
+    return '\n'.join(lines)
 
 
 def schedule_table():
@@ -411,7 +422,7 @@ def tables():
 
 
 EXPERIMENTS = {'optimizers': optimizers, 'target': target, 'augment': augment, 'crops': crops,
-               'bn_time': bn_time, 'small_batch': small_batch, 'schedules': schedules}
+               'small_batch': small_batch, 'schedules': schedules}
 
 
 def main(argv=None):
