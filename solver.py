@@ -667,11 +667,15 @@ def diagnose_divergence(model, images, cfg, loss_is_finite=False):
 # ---------------------------------------------------------------------------
 
 def print_history(history):
-    """One line per epoch (counted from 1): training and validation loss and accuracy, seconds."""
-    print('epoch  train loss  train acc  val loss  val acc  seconds')
+    """One line per epoch (counted from 1): training and validation loss and
+    accuracy, seconds, and the learning rate of the epoch's first update."""
+    print('epoch  train loss  train acc  val loss  val acc  seconds  learning rate')
+    rates = history.get('learning_rate') or [None] * len(history['train_loss'])
     for epoch, row in enumerate(zip(history['train_loss'], history['train_acc'], history['val_loss'],
                                     history['val_acc'], history['epoch_time']), start=1):
-        print('{:5d}  {:10.4f}  {:9.4f}  {:8.4f}  {:7.4f}  {:7.2f}'.format(epoch, *row))
+        rate = rates[epoch - 1] if epoch <= len(rates) else None
+        print('{:5d}  {:10.4f}  {:9.4f}  {:8.4f}  {:7.4f}  {:7.2f}  {}'.format(
+            epoch, *row, '' if rate is None else f'{rate:.4g}'))
 
 
 def build_parser():

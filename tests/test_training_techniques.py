@@ -267,3 +267,13 @@ def test_mlp_with_dropout_and_batch_norm_learns(tiny_mnist):
     assert kinds == ['FCLayer', 'BatchNormLayer', 'ReLULayer', 'DropoutLayer', 'FCLayer']
     solver.train()
     assert solver.history['val_acc'][-1] > 0.9
+
+
+def test_printed_history_shows_the_learning_rate_of_each_epoch(capsys):
+    from solver import print_history
+    history = {'train_loss': [1.0, 0.5], 'train_acc': [0.5, 0.8], 'val_loss': [0.9, 0.6], 'val_acc': [0.6, 0.7],
+               'epoch_time': [1.0, 1.1], 'learning_rate': [0.1, 0.05]}
+    print_history(history)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith('learning rate')
+    assert lines[1].split()[-1] == '0.1' and lines[2].split()[-1] == '0.05'
