@@ -122,10 +122,13 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in items:
         tags = {str(arg) for mark in item.iter_markers('solution') for arg in mark.args}
-        if tags and not tags & present:
-            # e.g. an MLP test in the softmax handout: the code it needs is a
-            # stub here, so a correct solution must not see it fail.
-            item.add_marker(pytest.mark.skip(reason=f"needs the code of the {', '.join(sorted(tags))} "
+        missing = tags - present
+        if missing:
+            # A test needs the code of every assignment it names: e.g. an MLP
+            # test in the softmax handout, or a CNN + MLP test in the mlp
+            # handout. That code is a stub here, so a correct solution must
+            # not see it fail.
+            item.add_marker(pytest.mark.skip(reason=f"needs the code of the {', '.join(sorted(missing))} "
                                                     f"assignment, which this handout does not contain"))
 
 

@@ -63,6 +63,21 @@ def test_weight_decay_against_the_formula_over_several_steps():
 
 
 @pytest.mark.solution('mlp')
+def test_weight_decay_leaves_the_layers_gradients_as_they_are():
+    # step() reads grad_W; it must not write into it. 'grad += lam * W' changes
+    # the layer's own gradient array, so grad_W no longer is dE/dW after the step
+    # (a gradient plot or check made afterwards would show the decayed one).
+    network = two_layer_network()
+    set_gradients(network, 1.0)
+    before = [layer.grad_W.copy() for layer in trainable_layers(network)]
+    SGD(network, learning_rate=0.1, momentum=0.9, weight_decay=0.5).step()
+    for index, (layer, grad_W) in enumerate(zip(trainable_layers(network), before)):
+        assert np.array_equal(layer.grad_W, grad_W), (
+            f"layer {index}: step() changed layer.grad_W. Add the weight decay to a new array "
+            f"(grad = grad + lambda * W), not in place (grad += ...), which writes into the layer's gradient")
+
+
+@pytest.mark.solution('mlp')
 def test_weight_decay_alone_shrinks_weights_and_leaves_biases():
     network = two_layer_network()
     fc = network.layerList[0]

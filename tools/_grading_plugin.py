@@ -56,7 +56,7 @@ def _tags(item):
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'solution(*assignments): the test needs the solution regions '
-                                       'of these assignments')
+                                       'of every one of these assignments')
 
 
 def pytest_collectreport(report):
