@@ -12,7 +12,7 @@
 Every run is one Solver cfg. A finished run is saved as JSON in
 report/training/runs/<name>.json and not trained again (delete the file to
 retrain); tables and figures go to report/training/. From scratch, `all`
-trains 34 runs in about 80 minutes on one idle core (the six target
+trains 38 runs in about 80 minutes on one idle core (the six target
 candidates and the augmented run take 10 minutes each); with the runs saved,
 `tables` takes about 2 minutes (it measures the timings anew). Hyper-parameters are
 chosen on the validation split only; the test accuracy is read once, for
