@@ -135,34 +135,28 @@ def validate(root, manifest, assignments, log=print):
         present = {name} | set(released)
         for nodeid, rec in sorted(run['tests'].items()):
             tags = set(rec['tags'])
-            if tags - present:
-                # Needs the code of an assignment this handout stubs: skipped (tests/conftest.py).
-                if rec['outcome'] == 'skipped':
-                    counts['other assignments skipped'] += 1
-                else:
-                    problems.append(f"{name} handout: {nodeid} needs the {', '.join(sorted(tags - present))} "
-                                    f"code, a stub in this handout, but {rec['outcome']} instead of being "
-                                    f"skipped")
-            elif tags and name not in tags:
-                # Needs only code of a released assignment, which the handout ships: it must pass.
-                if rec['outcome'] == 'passed':
-                    counts['released passed'] += 1
-                else:
-                    problems.append(f"{name} handout: {nodeid} needs only the released "
-                                    f"{', '.join(sorted(tags))} code, which the handout ships, "
-                                    f"but {rec['outcome']}: {rec['message']}")
-            elif tags:
-                if rec['outcome'] == 'failed':
-                    counts['marked failed'] += 1
-                else:
-                    problems.append(f"{name} handout: {nodeid} is marked solution{tuple(rec['tags'])} but "
-                                    f"{rec['outcome']} without the solution; it does not test the TODOs "
-                                    f"(remove its marker) or the region is missing")
-            elif rec['outcome'] in ('passed', 'skipped'):
-                counts['unmarked passed'] += 1
+            # What each test must do in this handout, by the assignments it needs:
+            if tags - present:         # code this handout stubs: tests/conftest.py skips it
+                expected, key = ('skipped',), 'other assignments skipped'
+                why = (f"needs the {', '.join(sorted(tags - present))} code, a stub in this handout, "
+                       f"so it must be skipped")
+            elif tags and name not in tags:    # only released code, which the handout ships
+                expected, key = ('passed',), 'released passed'
+                why = (f"needs only the released {', '.join(sorted(tags))} code, which the handout ships, "
+                       f"so it must pass")
+            elif tags:                 # this assignment's solution, which the handout removed
+                expected, key = ('failed',), 'marked failed'
+                why = (f"is marked solution{tuple(rec['tags'])} and must fail without the solution; if it "
+                       f"does not test the TODOs remove its marker, else the region is missing")
             else:
-                problems.append(f"{name} handout: {nodeid} has no solution marker but {rec['outcome']}: "
-                                f"{rec['message']} (mark it @pytest.mark.solution(...) if it needs a solution)")
+                expected, key = ('passed', 'skipped'), 'unmarked passed'
+                why = ("has no solution marker, so it must pass (mark it @pytest.mark.solution(...) if it "
+                       "needs a solution)")
+            if rec['outcome'] in expected:
+                counts[key] += 1
+            else:
+                problems.append(f"{name} handout: {nodeid} {why}, but {rec['outcome']}"
+                                + (f": {rec['message']}" if rec.get('message') else ''))
         if run['status'] != 'ok':
             problems.append(f"{name} handout: the test run ended with status {run['status']}")
         log(f"   handout tests: {counts['unmarked passed']} without a solution marker pass, "

@@ -1,0 +1,32 @@
+"""Run a project notebook headless, as a student runs it, with fast settings.
+
+The notebook's one cell tagged 'parameters' sets its defaults; the fast
+settings go into a new cell right after it, so the notebook's own code runs
+unchanged. Used by the notebook tests (nbformat and nbclient come with jupyter).
+"""
+
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip('nbformat')
+nbclient = pytest.importorskip('nbclient')
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def execute_with_settings(name, settings, timeout=600):
+    """Execute REPO/name with `settings` (Python code) run after its parameters
+    cell. Returns (printed text of the code cells, number of figures shown)."""
+    notebook = nbformat.read(REPO / name, as_version=4)
+    tagged = [i for i, cell in enumerate(notebook.cells) if 'parameters' in cell.metadata.get('tags', [])]
+    assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
+    notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(settings))
+
+    nbclient.NotebookClient(notebook, timeout=timeout, kernel_name='python3',
+                            resources={'metadata': {'path': str(REPO)}}).execute()
+
+    outputs = [output for cell in notebook.cells if cell.cell_type == 'code' for output in cell.outputs]
+    text = ''.join(output.get('text', '') for output in outputs)
+    figures = sum('image/png' in output.get('data', {}) for output in outputs)
+    return text, figures
