@@ -272,8 +272,8 @@ def multi_crop_probabilities(predict_proba, images, size):
     - images: (N, H, W)
     Returns (N, C).
     """
-    crops = five_crops(images, size)
-    return np.mean([predict_proba(crop.reshape(len(crop), -1)) for crop in crops], axis=0)
+    return TestTimeCrops(size, 'multi', images.shape[1:]).probabilities(
+        lambda crop: predict_proba(crop.reshape(len(crop), -1)), images)
 
 
 def _check_crop(size, H, W):
@@ -330,6 +330,13 @@ class TestTimeCrops(object):
         images = as_image_stack(batch, self.image_shape, 'TestTimeCrops')
         windows = [center_crop(images, self.crop)] if self.mode == 'center' else five_crops(images, self.crop)
         return [in_layout_of(batch, window) for window in windows]
+
+    def probabilities(self, predict_proba, batch):
+        """Class probabilities (N, C): predict_proba(crop batch) averaged over the crops.
+
+        predict_proba takes a batch in the layout crops() gives and returns
+        (N, C) probabilities."""
+        return np.mean([predict_proba(crop) for crop in self.crops(batch)], axis=0)
 
 
 # ---------------------------------------------------------------------------

@@ -99,3 +99,10 @@ def remove_stale_temporaries(folder, max_age_seconds=24 * 3600):
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def save_figure(fig, path, **kwargs):
+    """Save a matplotlib figure atomically; the format follows the file's extension."""
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip('.') or 'png'
+    with atomic_write(path, 'wb') as f:
+        fig.savefig(f, format=fmt, **kwargs)

@@ -197,6 +197,12 @@ def param_names_of(layer):
     return getattr(layer, 'param_names', ('W', 'b'))
 
 
+def state_names_of(layer):
+    """Names of a layer's state: arrays that are saved with the parameters but
+    never trained, such as batch norm's running statistics."""
+    return tuple(getattr(layer, 'state_names', ()))
+
+
 def match_dtype(layer, Input):
     """Give a layer's parameters the floating dtype of the data they meet.
 
@@ -241,6 +247,10 @@ class Layer(object):
 
     def backward(self, delta):
         return delta
+
+    def params(self):
+        """{name: array} of the layer's parameters, e.g. {'W': W, 'b': b} (the arrays themselves)."""
+        return {name: getattr(self, name) for name in param_names_of(self)}
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -428,18 +438,28 @@ class Network(object):
         for layer in self.layerList:
             layer.training = False
 
+    def params(self):
+        """{'<layer index>.<name>': array} of every parameter, e.g. '0.W' (the arrays themselves)."""
+        return named_arrays(self, state=False)
+
+    def state_dict(self):
+        """A copy of every parameter and every piece of layer state, by name (see named_arrays)."""
+        return state_dict(self)
+
+    def load_state_dict(self, arrays):
+        """Set every parameter and piece of state from a dict made by state_dict()."""
+        load_state_dict(self, arrays)
+
     def num_params(self):
         """Number of trainable numbers in the network."""
-        return sum(int(np.size(getattr(layer, name))) for layer in self.layerList
-                   if getattr(layer, 'trainable', False) for name in param_names_of(layer))
+        return sum(int(np.size(array)) for array in named_arrays(self, state=False, trainable_only=True).values())
 
     def __repr__(self):
         lines = [f"Network with {self.numLayer} layers and {self.num_params():,} trainable parameters"]
         for index, layer in enumerate(self.layerList):
             shape = (f"(N, {', '.join(map(str, self.output_shapes[index]))})"
                      if index < len(self.output_shapes) else "(run a batch through to see)")
-            count = sum(int(np.size(getattr(layer, name))) for name in param_names_of(layer)) \
-                if getattr(layer, 'param_names', ()) else 0
+            count = sum(int(np.size(array)) for array in named_arrays(layer, state=False).values())
             frozen = '' if getattr(layer, 'trainable', False) or not count else ' (frozen)'
             lines.append(f"  {index:2d}  {layer!r:<58} -> {shape:<16} {count:>9,} params{frozen}")
         return '\n'.join(lines)
@@ -472,6 +492,15 @@ class Classifier(object):
     def gradient_computing(self):
         self.network.backward(self.criterion.backward())
 
+    def params(self):
+        return self.network.params()
+
+    def state_dict(self):
+        return self.network.state_dict()
+
+    def load_state_dict(self, arrays):
+        self.network.load_state_dict(arrays)
+
     def train(self):
         self.network.train()
 
@@ -493,6 +522,71 @@ def layers_of(model):
 def trainable_layers(model):
     """The layers whose parameters an optimizer updates (trainable = True)."""
     return [layer for layer in layers_of(model) if getattr(layer, 'trainable', False)]
+
+
+# ---------------------------------------------------------------------------
+# Parameters and state by name: the one way every part of the framework
+# (optimisers, early stopping, checkpoints, pictures) finds them
+# ---------------------------------------------------------------------------
+
+def parameter_slots(model, state=False, trainable_only=False):
+    """Yield (key, layer, name) for every parameter of a model (and its state
+    with state=True), in layer order.
+
+    The key is '<layer index>.<name>' for a network ('0.W', '3.running_mean')
+    and the bare name for a single-layer model such as the homework's ('W').
+    """
+    layers = layers_of(model)
+    single = len(layers) == 1 and not hasattr(getattr(model, 'network', model), 'layerList')
+    for index, layer in enumerate(layers):
+        if trainable_only and not getattr(layer, 'trainable', False):
+            continue
+        names = tuple(param_names_of(layer)) + (state_names_of(layer) if state else ())
+        for name in names:
+            yield (name if single else f'{index}.{name}'), layer, name
+
+
+def named_arrays(model, state=True, trainable_only=False):
+    """{key: array} of a model's parameters and state (the arrays themselves)."""
+    return {key: getattr(layer, name) for key, layer, name in parameter_slots(model, state, trainable_only)}
+
+
+def state_dict(model):
+    """A copy of every parameter and piece of state of any model, by key."""
+    return {key: np.array(array, copy=True) for key, array in named_arrays(model).items()}
+
+
+def load_state_dict(model, arrays, source='the state dict'):
+    """Set a model's parameters and state from {key: array}; the keys and the
+    shapes must be exactly the model's (a clear error names what differs)."""
+    slots = {key: (layer, name) for key, layer, name in parameter_slots(model, state=True)}
+    missing, unexpected = sorted(set(slots) - set(arrays)), sorted(set(arrays) - set(slots))
+    if missing or unexpected:
+        raise ValueError(f"{source} does not fit this {type(model).__name__}: missing {missing or 'nothing'}, "
+                         f"unexpected {unexpected or 'nothing'}; build the same architecture first")
+    for key, (layer, name) in slots.items():
+        if np.shape(arrays[key]) != np.shape(getattr(layer, name)):
+            raise ValueError(f"{source}: {key} has shape {np.shape(arrays[key])}, but this model's is "
+                             f"{np.shape(getattr(layer, name))}; build the same architecture first")
+    for key, (layer, name) in slots.items():
+        setattr(layer, name, np.array(arrays[key], copy=True))
+
+
+def predict(model, Input):
+    """Class scores (N, C) of any model: its own predict(), or, for a homework
+    model written for the original framework (which has none), Input @ W + b."""
+    if hasattr(model, 'predict'):
+        return model.predict(Input)
+    return Input @ model.W + model.b
+
+
+def describe(model):
+    """The architecture of a model as plain data (JSON): per layer, its class
+    and the shapes of its parameters and state."""
+    return [{'layer': type(layer).__name__,
+             'arrays': {name: list(np.shape(getattr(layer, name)))
+                        for name in tuple(param_names_of(layer)) + state_names_of(layer)}}
+            for layer in layers_of(model)]
 
 
 ACTIVATION_LAYERS = {'relu': ReLULayer, 'sigmoid': SigmoidLayer, 'tanh': TanhLayer}

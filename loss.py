@@ -1,4 +1,4 @@
-""" Softmax Cross-Entropy Loss Layer
+"""Losses: the homework model and the loss layers of a network.
 
 Every loss of the framework (notes §1 and §2.3.1):
 1. the maths, written once: one-hot targets, the stable log-softmax, the
@@ -18,7 +18,7 @@ Letters: N batch size, C classes. Labels are (N,) integer class ids or
 
 import numpy as np
 
-from layers import check_batch, match_dtype, xavier_init
+from layers import check_batch, load_state_dict, match_dtype, named_arrays, state_dict, xavier_init
 
 # a small number to prevent dividing by zero, maybe useful for you
 EPS = 1e-11
@@ -274,9 +274,27 @@ class SoftmaxCrossEntropyLoss(object):
 
     def XavierInit(self):
         """
-        Initialize the weigths
+        Initialize the weights
         """
         self.W, self.b = xavier_init(self.num_input, self.num_output)
+
+    def predict(self, Input):
+        """Class scores Input @ W + b, shape (N, num_output), for a batch (N, num_input)."""
+        # Written out rather than through layers.affine_forward, which is a
+        # student region of the mlp assignment (a stub in the handouts).
+        return Input @ self.W + self.b
+
+    def params(self):
+        """{'W': W, 'b': b}, the model's parameters (the arrays themselves)."""
+        return named_arrays(self, state=False)
+
+    def state_dict(self):
+        """A copy of W and b, by name."""
+        return state_dict(self)
+
+    def load_state_dict(self, arrays):
+        """Set W and b from a dict made by state_dict()."""
+        load_state_dict(self, arrays)
 
 
 # ---------------------------------------------------------------------------

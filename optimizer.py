@@ -14,7 +14,7 @@ nothing else.
 
 import numpy as np
 
-from layers import param_names_of, trainable_layers
+from layers import parameter_slots, trainable_layers  # noqa: F401 (trainable_layers: re-exported)
 
 
 # ---------------------------------------------------------------------------
@@ -22,23 +22,23 @@ from layers import param_names_of, trainable_layers
 # ---------------------------------------------------------------------------
 
 def parameters(model):
-    """Yield (layer, name, param, grad) for every trainable parameter of the model.
+    """Yield (layer, name, param, grad) for every trainable parameter of the model
+    (layers.parameter_slots names them).
 
     param is the array `layer.<name>` and grad the array `layer.grad_<name>`;
     a missing or misshapen gradient is explained.
     """
-    for layer in trainable_layers(model):
-        for name in param_names_of(layer):
-            param = getattr(layer, name)
-            grad = getattr(layer, 'grad_' + name, None)
-            where = f"{type(layer).__name__}.grad_{name}"
-            if grad is None:
-                raise RuntimeError(f"{where} is not set: compute the gradients "
-                                   "(model.gradient_computing() or backward()) before optimizer.step()")
-            if np.shape(grad) != np.shape(param):
-                raise ValueError(f"{where} has shape {np.shape(grad)} but {name} has shape "
-                                 f"{np.shape(param)}; a gradient must have its parameter's shape")
-            yield layer, name, param, grad
+    for _, layer, name in parameter_slots(model, trainable_only=True):
+        param = getattr(layer, name)
+        grad = getattr(layer, 'grad_' + name, None)
+        where = f"{type(layer).__name__}.grad_{name}"
+        if grad is None:
+            raise RuntimeError(f"{where} is not set: compute the gradients "
+                               "(model.gradient_computing() or backward()) before optimizer.step()")
+        if np.shape(grad) != np.shape(param):
+            raise ValueError(f"{where} has shape {np.shape(grad)} but {name} has shape "
+                             f"{np.shape(param)}; a gradient must have its parameter's shape")
+        yield layer, name, param, grad
 
 
 def is_weight(layer, name):
@@ -81,6 +81,26 @@ class Optimizer(object):
     def update(self, param, grad, state):
         raise NotImplementedError(f"{type(self).__name__} must implement update(param, grad, state)")
 
+    def state_dict(self):
+        """A copy of the per-parameter state, {'<parameter key>/<entry>': array}
+        (e.g. '0.W/v', the velocity of the first layer's W), for a checkpoint."""
+        arrays = {}
+        for key, layer, name in parameter_slots(self.model, trainable_only=True):
+            for entry, value in self.state.get((layer, name), {}).items():
+                arrays[f'{key}/{entry}'] = np.array(value, copy=True)
+        return arrays
+
+    def load_state_dict(self, arrays):
+        """Give every parameter the state saved by state_dict(); 0-d arrays (Adam's
+        step count t) become Python numbers again."""
+        self.state = {}
+        for key, layer, name in parameter_slots(self.model, trainable_only=True):
+            prefix = key + '/'
+            state = {entry[len(prefix):]: (value.item() if np.ndim(value) == 0 else np.array(value, copy=True))
+                     for entry, value in arrays.items() if entry.startswith(prefix)}
+            if state:
+                self.state[(layer, name)] = state
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent with classical momentum (notes §2.5.4, §4.1).
@@ -111,10 +131,9 @@ class SGD(Optimizer):
 
         ############################################################################
         # TODO: Put your code here
-        # Calculate diff_W and diff_b using layer.grad_W and layer.grad_b.
-        # You need to add momentum to this.
-        # In this loop, param is the parameter (layer.W or layer.b), grad its gradient
-        # (layer.grad_W or layer.grad_b) and v its previous update (diff_W or diff_b).
+        # Compute the new update v of this parameter from its gradient, with momentum.
+        # param is the parameter (layer.W or layer.b), grad its gradient
+        # (layer.grad_W or layer.grad_b) and v its previous update (zeros at the first step).
         # Set v to the new update (it is kept for the next step) and change param
         # in place (param += ...), so that the layer sees the new value.
 
@@ -225,100 +244,6 @@ class Adam(Optimizer):
         param -= self.learning_rate * m_t / np.sqrt(c_t + self.eps)
 
 
-# ---------------------------------------------------------------------------
-# Schedules (notes §2.5.2, §2.5.4): how the learning rate (or the momentum)
-# changes during training. A schedule is a Solver callback. Most change the
-# value between epochs (unit 'epoch': on_epoch_end sets the value of the next
-# epoch); the notes' a / (b + t) counts iterations (unit 'iteration':
-# on_batch_end sets the value of the next update). The value itself is
-# `value(t, current, history)`, a plain function of t (epochs or iterations
-# done, from 0), the current value and the history of finished epochs, so it
-# can be checked by hand.
-# ---------------------------------------------------------------------------
-
-class Schedule(object):
-    """Base class. `attribute` names the optimiser attribute it drives; `unit`
-    says what t counts: 'epoch' or 'iteration' (updates)."""
-    attribute = 'learning_rate'
-    unit = 'epoch'
-
-    def value(self, t, current, history):
-        """The value to use once t epochs (or iterations) are done (t = 0, 1, ...)."""
-        raise NotImplementedError
-
-    def start(self, optimizer, history):
-        """Set the value of t = 0 (called once, before training)."""
-        self._set(optimizer, 0, history)
-
-    def on_epoch_end(self, solver, epoch):
-        """Called after epoch `epoch` (from 0) and its validation."""
-        if self.unit == 'epoch':
-            self._set(solver.optimizer, epoch + 1, solver.history)
-
-    def on_batch_end(self, solver, iterations):
-        """Called after every update; `iterations` counts the updates done so far."""
-        if self.unit == 'iteration':
-            self._set(solver.optimizer, iterations, solver.history)
-
-    def _set(self, optimizer, t, history):
-        setattr(optimizer, self.attribute, self.value(t, getattr(optimizer, self.attribute), history))
-
-
-class StepDecay(Schedule):
-    """Multiply the learning rate by `factor` (halve it, by default) every
-    `step_size` epochs: lr(epoch) = initial * factor ** (epoch // step_size)."""
-
-    def __init__(self, initial, step_size, factor=0.5):
-        self.initial, self.step_size, self.factor = initial, step_size, factor
-
-    def value(self, epoch, current, history):
-        return self.initial * self.factor ** (epoch // self.step_size)
-
-
-class HalveOnPlateau(Schedule):
-    """Halve the learning rate when the objective on the held-out (validation)
-    split changed by less than `threshold` between the last two epochs
-    (notes §2.5.2). A rise counts as no improvement, so it halves as well:
-
-        lr <- factor * lr   if history[monitor][-2] - history[monitor][-1] < threshold
-    """
-
-    def __init__(self, threshold=1e-3, factor=0.5, monitor='val_loss'):
-        self.threshold, self.factor, self.monitor = threshold, factor, monitor
-
-    def value(self, epoch, current, history):
-        values = history.get(self.monitor, [])
-        if len(values) >= 2 and values[-2] - values[-1] < self.threshold:
-            return current * self.factor
-        return current
-
-
-class InverseTimeDecay(Schedule):
-    """lr(t) = a / (b + t) at iteration t (notes §2.5.2): a fixes the size, b
-    (in iterations) when the decay becomes noticeable: after b updates the
-    rate is half the first. InverseTimeDecay.from_initial(lr0, b) sets
-    a = lr0 * b, so that the first update uses lr0. With batches of 100 and
-    55000 training images an epoch is 550 iterations."""
-    unit = 'iteration'
-
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-
-    @classmethod
-    def from_initial(cls, initial, b):
-        return cls(initial * b, b)
-
-    def value(self, t, current, history):
-        return self.a / (self.b + t)
-
-
-class MomentumSchedule(Schedule):
-    """The notes' momentum strategy (§2.5.4): momentum `before` (0.5) until
-    epoch `switch_epoch`, when learning has become stable, then `after` (0.9)."""
-    attribute = 'momentum'
-
-    def __init__(self, switch_epoch, before=0.5, after=0.9):
-        self.switch_epoch, self.before, self.after = switch_epoch, before, after
-
-    def value(self, epoch, current, history):
-        return self.before if epoch < self.switch_epoch else self.after
+# The schedules are training callbacks (callbacks.py); they are found here too.
+from callbacks import (HalveOnPlateau, InverseTimeDecay, MomentumSchedule, Schedule,  # noqa: E402,F401
+                       StepDecay)

@@ -5,21 +5,14 @@ per epoch, as in the original homework framework. It works without a screen
 (matplotlib falls back to its Agg backend) and can save the figure to a file.
 """
 
-import os
-
 import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from fileio import atomic_write
-
-
-def save_figure(fig, path, **kwargs):
-    """Save a matplotlib figure atomically; the format follows the file's extension."""
-    fmt = os.path.splitext(os.fspath(path))[1].lstrip('.') or 'png'
-    with atomic_write(path, 'wb') as f:
-        fig.savefig(f, format=fmt, **kwargs)
+from fileio import save_figure
+from layers import parameter_slots
+from callbacks import LayerStatistics, LiveCurves  # noqa: F401 (training callbacks, found here too)
 
 
 def _can_show():
@@ -175,17 +168,13 @@ def plot_weight_templates(W, save_path=None, image_shape=(28, 28), class_names=N
 
 
 def first_layer_weights(model):
-    """The weights of a model's first layer that has any (the homework model's W).
+    """The weights W of a model's first layer that has any (the homework model's W).
 
     Returns W: (D, M) for a fully connected layer, (C_out, C_in, k, k) for a
     convolution.
     """
-    if hasattr(model, 'W'):
-        return model.W
-    network = getattr(model, 'network', model)
-    layers = getattr(network, 'layerList', None) or getattr(network, 'layers', [])
-    for layer in layers:
-        if hasattr(layer, 'W'):
+    for _, layer, name in parameter_slots(model):
+        if name == 'W':
             return layer.W
     raise ValueError(f"{type(model).__name__} has no layer with weights W")
 
@@ -395,125 +384,6 @@ def plot_search_results(trials, keys, save_path=None):
     axes.flat[0].legend(fontsize=7)
     fig.suptitle('Random search: validation accuracy against each hyper-parameter', fontsize=10)
     return _finish(fig, save_path)
-
-
-# ---------------------------------------------------------------------------
-# Live curves while training
-# ---------------------------------------------------------------------------
-
-def _in_notebook():
-    """True inside a Jupyter kernel (where IPython.display can update a figure)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and 'IPKernelApp' in getattr(shell, 'config', {})
-
-
-class LiveCurves:
-    """A training callback: the loss and accuracy curves, redrawn after every epoch.
-
-    solver = Solver(cfg, callbacks=[LiveCurves()])    # or call it yourself:
-    live.on_epoch_end(solver, epoch)
-
-    It reads only solver.history. In a notebook the figure is replaced in
-    place (IPython display); elsewhere (a terminal, a test) it prints one
-    line per epoch. save_path: also save the last figure there.
-    """
-
-    def __init__(self, save_path=None, display=None):
-        self.save_path = save_path
-        self.display = _in_notebook() if display is None else display
-        self.handle = None
-        self.fig = None
-        self.lines = []
-
-    def on_epoch_end(self, solver, epoch):
-        history = solver.history
-        if self.display:
-            self._redraw(history)
-        else:
-            print(f"epoch {epoch + 1}: train loss {history['train_loss'][-1]:.4f}, "
-                  f"train acc {history['train_acc'][-1]:.4f}, val loss {history['val_loss'][-1]:.4f}, "
-                  f"val acc {history['val_acc'][-1]:.4f}", flush=True)
-        if self.save_path is not None:
-            save_figure(self.figure(history), self.save_path, dpi=110)
-
-    def figure(self, history):
-        """The Figure of the curves so far (created once, then updated)."""
-        if self.fig is None:
-            self.fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-            for ax, name in zip(axes, ('Loss', 'Accuracy')):
-                for split in ('train', 'val'):
-                    line, = ax.plot([], [], '-o', markersize=3, label=split)
-                    self.lines.append(line)
-                ax.set_xlabel('Epoch')
-                ax.set_ylabel(name)
-                ax.grid(alpha=0.3)
-                ax.legend()
-            plt.close(self.fig)          # shown through display(), not by the backend
-        keys = ('train_loss', 'val_loss', 'train_acc', 'val_acc')
-        for line, key in zip(self.lines, keys):
-            line.set_data(np.arange(1, len(history[key]) + 1), history[key])
-        for ax in self.fig.axes:
-            ax.relim()
-            ax.autoscale_view()
-        return self.fig
-
-    def _redraw(self, history):
-        from IPython.display import display
-
-        fig = self.figure(history)
-        if self.handle is None:
-            self.handle = display(fig, display_id=True)
-        else:
-            self.handle.update(fig)
-
-
-# ---------------------------------------------------------------------------
-# Inside a deep network: per-layer statistics (notes §2.3.5, §2.5.1)
-# ---------------------------------------------------------------------------
-
-class LayerStatistics:
-    """Records, on a fixed probe batch, what every layer of a network sees.
-
-    record(model, step) runs one forward and backward pass of the probe batch
-    (no update) and keeps, for each fully connected layer l = 1..L (every
-    layer with a weight W):
-    - act_mean[l], act_std[l]: mean and standard deviation of the layer's
-      input, i.e. of the activations of the layer below (for l = 1: the image)
-    - grad_norm[l]: the Frobenius norm of dE/dW of the layer
-    and the probe loss. As a training callback (Solver(cfg, callbacks=[stats]))
-    it records after every epoch; history['step'] is then the epoch.
-
-    Vanishing gradients (notes §2.3.5) show as grad_norm falling layer by
-    layer towards the input; a too-small initialisation (§2.5.1) as act_std
-    shrinking layer by layer.
-    """
-
-    def __init__(self, images, labels):
-        """images (N, D), labels (N,): the probe batch (e.g. 500 training images)."""
-        self.images, self.labels = images, labels
-        self.history = {'step': [], 'loss': [], 'act_mean': [], 'act_std': [], 'grad_norm': []}
-
-    def record(self, model, step):
-        network = getattr(model, 'network', model)
-        layers = [layer for layer in getattr(network, 'layerList', []) if hasattr(layer, 'W')]
-        if not layers:
-            raise ValueError("LayerStatistics needs a network of layers (model.network.layerList) "
-                             "with weights W")
-        loss, _ = model.forward(self.images, self.labels)
-        model.gradient_computing()
-        inputs = [np.asarray(layer.Input, dtype=np.float64) for layer in layers]
-        self.history['step'].append(step)
-        self.history['loss'].append(float(loss))
-        self.history['act_mean'].append([float(x.mean()) for x in inputs])
-        self.history['act_std'].append([float(x.std()) for x in inputs])
-        self.history['grad_norm'].append([float(np.linalg.norm(layer.grad_W)) for layer in layers])
-
-    def on_epoch_end(self, solver, epoch):
-        self.record(solver.model, epoch + 1)
 
 
 def plot_layer_statistics(statistics, save_path=None, step_name='Iteration'):

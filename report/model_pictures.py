@@ -16,9 +16,9 @@ import numpy as np
 
 import visualize
 from fileio import atomic_write
-from layers import layers_of, param_names_of
+from layers import load_state_dict, predict, state_dict
+from loss import softmax
 from solver import Solver
-from tools.recipe import predict_proba
 
 import runs
 from pages import A4, MARGIN
@@ -36,32 +36,13 @@ def find_run(results):
     return None
 
 
-def _parameters(model):
-    """{name: array} of every parameter: W, b of the homework model, or
-    '<index>.<name>' of each layer of a network."""
-    if hasattr(model, 'W'):
-        return {'W': model.W, 'b': model.b}
-    return {f'{i}.{name}': getattr(layer, name) for i, layer in enumerate(layers_of(model))
-            for name in param_names_of(layer) if getattr(layer, 'trainable', False)}
-
-
-def _load_parameters(model, saved):
-    if hasattr(model, 'W'):
-        model.W, model.b = saved['W'], saved['b']
-        return
-    layers = layers_of(model)
-    for key in saved.files:
-        index, name = key.split('.')
-        setattr(layers[int(index)], name, saved[key])
-
-
 def trained_model(record, cache_dir):
     """(solver, model) of a run: weights from cache_dir, or trained and cached there."""
     solver = Solver(dict(record['cfg'], verbose=False))
     path = runs.cache_path(cache_dir, record['key']).with_name(f"weights-{record['key']}.npz")
     if path.exists():
         with np.load(path, allow_pickle=False) as saved:
-            _load_parameters(solver.model, saved)
+            load_state_dict(solver.model, saved, source=str(path))
         _, test_acc = solver.test()
         if test_acc == record['test_acc']:
             return solver, solver.model
@@ -69,7 +50,7 @@ def trained_model(record, cache_dir):
     with np.errstate(over='ignore', invalid='ignore'):
         solver.train()
     with atomic_write(path, 'wb') as f:
-        np.savez(f, **_parameters(solver.model))
+        np.savez(f, **state_dict(solver.model))
     return solver, solver.model
 
 
@@ -88,7 +69,9 @@ def write_page(writer, results, records, cache_dir, title=TITLE):
     record = records[key]
     solver, model = trained_model(record, cache_dir)
     test_set = solver.test_loader.dataset
-    probabilities = predict_proba(model, test_set.images)        # (N, C)
+    if hasattr(model, 'eval'):
+        model.eval()                       # dropout and batch norm in evaluation mode
+    probabilities = softmax(predict(model, test_set.images))      # (N, C)
     predicted = probabilities.argmax(axis=1)
     counts = visualize.confusion_matrix(test_set.labels, predicted, test_set.num_classes)
     class_acc = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)

@@ -178,7 +178,7 @@ def test_momentum_schedule_and_callback_drive_the_optimiser():
         history = {}
     solver = FakeSolver()
     solver.optimizer = optimizer
-    schedule.start(optimizer, solver.history)
+    schedule.start(solver)
     seen = [optimizer.momentum]
     for epoch in range(3):
         schedule.on_epoch_end(solver, epoch)

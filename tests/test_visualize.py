@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 
 from fileio import atomic_write  # noqa: E402
 from visualize import moving_average, plot_loss_and_acc, plot_training_loss  # noqa: E402
+from layers import Layer  # noqa: E402
 
 
 def test_plot_loss_and_acc_draws_one_line_per_label_and_saves(tmp_path):
@@ -114,11 +115,16 @@ def test_weight_grid_of_a_fully_connected_layer_and_of_conv_filters(tmp_path):
 
 
 def test_first_layer_weights_of_the_homework_model_and_of_an_mlp():
-    model = SimpleNamespace(W=np.ones((784, 10)))
+    from layers import Classifier, FCLayer, Network, ReLULayer
+    from loss import SoftmaxCrossEntropyLoss, SoftmaxCrossEntropyLossLayer
+
+    model = SoftmaxCrossEntropyLoss(784, 10)
     assert visualize.first_layer_weights(model) is model.W
-    first = SimpleNamespace(W=np.zeros((784, 32)))
-    mlp = SimpleNamespace(network=SimpleNamespace(layers=[SimpleNamespace(), first]))
+    first = FCLayer(784, 32)
+    mlp = Classifier(Network([ReLULayer(), first, ReLULayer(), FCLayer(32, 10)]), SoftmaxCrossEntropyLossLayer())
     assert visualize.first_layer_weights(mlp) is first.W
+    with pytest.raises(ValueError, match='no layer with weights W'):
+        visualize.first_layer_weights(Network([ReLULayer()]))
 
 
 def test_confusion_matrix_against_hand_counts(tmp_path):
@@ -227,8 +233,9 @@ def test_live_curves_update_one_display_in_a_notebook(monkeypatch):
 
 # ----- per-layer statistics (notes §2.3.5, §2.5.1) -----
 
-class StubLayer:
+class StubLayer(Layer):
     """What LayerStatistics reads of a layer: W, and after a pass Input and grad_W."""
+    param_names = ('W',)
 
     def __init__(self, W):
         self.W = W
@@ -238,7 +245,7 @@ class StubModel:
     """A 'network' whose forward pass stores given inputs and gradients in its layers."""
 
     def __init__(self, inputs, grads):
-        self.network = SimpleNamespace(layerList=[StubLayer(g) for g in grads] + [object()])
+        self.network = SimpleNamespace(layerList=[StubLayer(g) for g in grads] + [Layer()])
         self.inputs, self.grads = inputs, grads
 
     def forward(self, images, labels):
