@@ -595,18 +595,20 @@ ACTIVATION_LAYERS = {'relu': ReLULayer, 'sigmoid': SigmoidLayer, 'tanh': TanhLay
 def build_mlp(num_input, hidden_sizes, num_output, activation='relu', init='course'):
     """Network for an MLP: FC -> activation for each hidden size, then FC.
 
-    build_mlp(784, [256], 10) has one hidden layer of 256 ReLU units. The
-    first layer does not compute a delta for the input (input_grad=False).
+    The course's network: build_mlp(784, [128], 10, activation) is
+    FCLayer(784, 128) -> activation layer -> FCLayer(128, 10), every FCLayer
+    with its defaults (actFunction='relu', init='course'), whatever the
+    activation layer. The notebook, the report and the Solver all build
+    their MLPs here, so the same setting gives the same numbers everywhere.
+    The first layer does not compute a delta for the input (input_grad=False).
     """
     if activation not in ACTIVATION_LAYERS:
         raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATION_LAYERS)}")
     network, width = Network(), num_input
     for hidden in hidden_sizes:
-        network.add(FCLayer(width, hidden, activation, init=init, input_grad=network.numLayer > 0))
+        network.add(FCLayer(width, hidden, init=init, input_grad=network.numLayer > 0))
         network.add(ACTIVATION_LAYERS[activation]())
         width = hidden
-    # The output layer feeds the loss, not an activation: 'course' scales it
-    # as the homework does for its single layer (the ReLU rule).
     network.add(FCLayer(width, num_output, init=init, input_grad=network.numLayer > 0))
     return network
 
