@@ -470,7 +470,7 @@ def _gunzip_cached(raw, path):
         with atomic_write(folder / f'{key}-{hashlib.sha256(data).hexdigest()}.idx', 'wb') as f:
             f.write(data)
     except OSError:
-        pass         # a read-only home: decompress every time, as before
+        pass         # a read-only home: no cache, so every read decompresses the file
     return data
 
 

@@ -14,7 +14,9 @@ Every layer follows one contract (notes §2.3.6, "模块化编程"):
 
 A layer with parameters lists them in `param_names`; the gradient of the
 parameter `W` sits beside it as `grad_W` (the course's naming). `weight_names`
-lists the parameters that weight decay applies to (weights, never biases).
+lists the parameters that weight decay applies to (weights, never biases), and
+`state_names` the arrays saved with the parameters but never trained (batch
+norm's running statistics). layer.params() gives {name: array}.
 
 The file reads top to bottom:
 1. initialisation by name (notes §2.5.1),
@@ -23,7 +25,8 @@ The file reads top to bottom:
 3. input checks and dtype handling,
 4. the layers: FCLayer, ReLULayer, SigmoidLayer, TanhLayer,
 5. Network (a stack of layers) and Classifier (a network with a loss, behind
-   the homework's model interface),
+   the homework's model interface), and the parameters and state of any
+   model by name (parameter_slots, state_dict, load_state_dict, predict),
 6. regularisation and normalisation: DropoutLayer, BatchNormLayer,
    LayerNormLayer, GroupNormLayer, InstanceNormLayer and add_regularisation
    (notes §4.2.3, §4.3),

@@ -9,7 +9,9 @@ Optimizer does the bookkeeping once:
   ...), keyed by the layer object and the parameter's name, so the state
   follows the parameter whatever is frozen, added or reordered.
 A new optimiser is a subclass that writes its update rule, update(), and
-nothing else.
+nothing else. state_dict() / load_state_dict() save and restore the
+per-parameter state for a checkpoint. The learning-rate and momentum
+schedules are training callbacks (callbacks.py).
 """
 
 import numpy as np
