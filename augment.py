@@ -71,8 +71,7 @@ def affine_warp(images, matrices, offsets, fill):
     - fill: (N,) background value of each image
     Returns (N, H, W), same dtype as images.
     """
-    N, H, W = images.shape
-    dtype = images.dtype
+    (N, H, W), dtype = images.shape, images.dtype
     # Output pixel positions relative to the centre, flattened: (H*W,) each.
     grid_row = np.repeat(np.arange(H, dtype=dtype) - dtype.type((H - 1) / 2), W)
     grid_col = np.tile(np.arange(W, dtype=dtype) - dtype.type((W - 1) / 2), H)

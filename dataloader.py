@@ -217,13 +217,17 @@ def _parse_idx(data, path):
                   f'needs {header_size} header bytes, but the file has only '
                   f'{len(data)} bytes')
     shape = struct.unpack(f'>{ndim}I', data[4:header_size])
+    _check_idx_size(path, shape, len(data) - header_size)
+    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
 
+
+def _check_idx_size(path, shape, actual):
+    """Explain an IDX file whose data (`actual` bytes) does not fill the header's shape exactly."""
     # Python ints, so the product cannot overflow.
     expected = 1
     for size in shape:
         expected *= size
-    actual = len(data) - header_size
-    if ndim == 1:
+    if len(shape) == 1:
         shape_text = f'{expected}'
     else:
         shape_text = ' x '.join(str(size) for size in shape) + f' = {expected}'
@@ -236,8 +240,6 @@ def _parse_idx(data, path):
             path, f'{actual - expected} unexpected trailing bytes: the header '
                   f'announces {shape_text} bytes of data but '
                   f'{actual} bytes follow it')
-
-    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
 def read_idx(path):
