@@ -87,6 +87,9 @@ def test_a_checkpoint_loads_into_the_same_architecture_only(tiny_mnist, tmp_path
     images = solver.test_loader.dataset.images[:20]
     assert np.array_equal(predict(model, images), predict(solver.model, images))
     assert meta['cfg']['max_epoch'] == 1
+    import visualize                                          # a notebook draws the loaded model
+    visualize.plot_weight_templates(visualize.first_layer_weights(model), tmp_path / 'templates.png')
+    assert (tmp_path / 'templates.png').stat().st_size > 0
 
     mlp = Solver(cfg_of(tiny_mnist, max_epoch=1, hidden_sizes=[8])).model
     with pytest.raises(ValueError, match=r"another architecture: SoftmaxCrossEntropyLoss\(784x10\); "
