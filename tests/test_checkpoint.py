@@ -44,8 +44,8 @@ def command_line(cfg):
     return args
 
 
-@pytest.mark.solution('mlp')
-@pytest.mark.parametrize('case', CASES)
+@pytest.mark.parametrize('case', [pytest.param(name, marks=pytest.mark.solution(tag))
+                                  for name, tag in zip(CASES, ('softmax', 'mlp'))])
 def test_three_epochs_saved_then_two_in_a_fresh_process_equal_five_straight(tiny_mnist, tmp_path, case):
     straight = Solver(cfg_of(tiny_mnist, max_epoch=5, **CASES[case]))
     straight.train()
@@ -72,6 +72,7 @@ def test_three_epochs_saved_then_two_in_a_fresh_process_equal_five_straight(tiny
         assert meta['history'][key] == straight.history[key], key
 
 
+@pytest.mark.solution('softmax')
 def test_a_checkpoint_loads_into_the_same_architecture_only(tiny_mnist, tmp_path):
     solver = Solver(cfg_of(tiny_mnist, max_epoch=1))
     solver.train()
@@ -97,6 +98,7 @@ def test_a_checkpoint_loads_into_the_same_architecture_only(tiny_mnist, tmp_path
         load_checkpoint(path, mlp)
 
 
+@pytest.mark.solution('softmax')
 def test_resume_refuses_other_settings_and_early_stopping(tiny_mnist, tmp_path):
     path = str(tmp_path / 'run.npz')
     Solver(cfg_of(tiny_mnist, max_epoch=1, checkpoint=path)).train()
@@ -109,6 +111,7 @@ def test_resume_refuses_other_settings_and_early_stopping(tiny_mnist, tmp_path):
         read_checkpoint(tmp_path / 'junk.npz')
 
 
+@pytest.mark.solution('softmax')
 def test_save_and_load_by_hand_keep_the_optimiser_state(tmp_path):
     from layers import FCLayer, Network
     from optimizer import SGD

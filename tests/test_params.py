@@ -52,6 +52,7 @@ def test_load_state_dict_names_missing_keys_and_wrong_shapes():
         network.load_state_dict(saved)
 
 
+@pytest.mark.solution('softmax')
 def test_the_homework_model_has_the_registry_and_predict():
     np.random.seed(0)
     model = SoftmaxCrossEntropyLoss(6, 3)
@@ -79,6 +80,7 @@ def test_predict_of_an_original_homework_model_without_predict():
     assert not model.W.any()
 
 
+@pytest.mark.solution('mlp')
 def test_a_classifier_delegates_to_its_network():
     network = small_network()
     model = Classifier(network, SoftmaxCrossEntropyLossLayer())
@@ -88,6 +90,7 @@ def test_a_classifier_delegates_to_its_network():
     assert np.array_equal(model.predict(x), network.forward(x))
 
 
+@pytest.mark.solution('softmax')
 def test_the_optimiser_state_follows_each_parameter_through_a_state_dict():
     rng = np.random.default_rng(0)
     network = Network([FCLayer(3, 2)])
