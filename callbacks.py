@@ -291,10 +291,8 @@ class LayerStatistics(Callback):
         self.history = {'step': [], 'loss': [], 'act_mean': [], 'act_std': [], 'grad_norm': []}
 
     def record(self, model, step):
-        if not hasattr(getattr(model, 'network', model), 'layerList'):
-            raise ValueError("LayerStatistics needs a network of layers (model.network.layerList) "
-                             "with weights W")
-        layers = [layer for _, layer, name in parameter_slots(model) if name == 'W']
+        is_network = hasattr(getattr(model, 'network', model), 'layerList')
+        layers = [layer for _, layer, name in parameter_slots(model) if name == 'W'] if is_network else []
         if not layers:
             raise ValueError("LayerStatistics needs a network of layers (model.network.layerList) "
                              "with weights W")
