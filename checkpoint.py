@@ -33,7 +33,7 @@ def save_checkpoint(path, model, optimizer=None, **info):
         arrays.update({f'optimizer/{key}': array for key, array in optimizer.state_dict().items()})
     meta = dict(info, format=FORMAT, architecture=describe(model),
                 optimizer_state=optimizer is not None and hasattr(optimizer, 'state_dict'))
-    arrays['meta'] = np.array(json.dumps(meta))
+    arrays['meta'] = np.array(json.dumps(meta, default=str))      # paths as text
     with atomic_write(path, 'wb') as f:
         np.savez(f, **arrays)
 

@@ -15,6 +15,7 @@ register_optimizer) or one SCHEDULES entry; its name is then a valid cfg value.
 import difflib
 import math
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -267,10 +268,10 @@ CFG_SCHEMA = {
     'augment': (None, _augment_settings,
                 f"None, or a dict of augment.Augmenter settings for the training batches, keys from "
                 f"{', '.join(AUGMENT_KEYS)}, e.g. {{'shift': 2, 'rotate': 10}}"),
-    'checkpoint': (None, lambda v: v is None or isinstance(v, str),
+    'checkpoint': (None, lambda v: v is None or isinstance(v, (str, os.PathLike)),
                    'None, or a file path: save the model, the optimiser and the history there after '
                    'every epoch (checkpoint.py), to resume from'),
-    'resume': (None, lambda v: v is None or isinstance(v, str),
+    'resume': (None, lambda v: v is None or isinstance(v, (str, os.PathLike)),
                'None, or the path of a checkpoint of this cfg: continue its training from its last '
                'epoch up to max_epoch'),
     'shuffle': (True, lambda v: isinstance(v, bool),

@@ -50,7 +50,7 @@ def test_three_epochs_saved_then_two_in_a_fresh_process_equal_five_straight(tiny
     straight = Solver(cfg_of(tiny_mnist, max_epoch=5, **CASES[case]))
     straight.train()
 
-    first = Solver(cfg_of(tiny_mnist, max_epoch=3, checkpoint=str(tmp_path / 'three.npz'), **CASES[case]))
+    first = Solver(cfg_of(tiny_mnist, max_epoch=3, checkpoint=tmp_path / 'three.npz', **CASES[case]))
     first.train()
     resumed_path = tmp_path / 'five.npz'
     flags = command_line(cfg_of(tiny_mnist, max_epoch=5, **CASES[case]))
