@@ -23,7 +23,8 @@ import numpy as np
 from augment import Augmenter, TestTimeCrops
 import callbacks as callbacks_module
 from dataloader import NORMALIZATIONS, is_data_root, is_positive_int
-from layers import ACTIVATION_LAYERS, INITS, NORMALIZATION_LAYERS, Classifier, add_regularisation, build_cnn, build_mlp
+from layers import (ACTIVATION_LAYERS, INITS, NORMALIZATION_LAYERS, Classifier, add_regularisation, build_cnn,
+                    build_mlp)
 import loss as loss_module
 from loss import SoftmaxCrossEntropyLoss
 import optimizer as optimizer_module
