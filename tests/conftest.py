@@ -11,22 +11,26 @@
   page of traceback, and repeat the list under the summary.
 """
 
-import json
-import re
-import sys
-from pathlib import Path
+# The project's thread policy (threads.py: one BLAS thread unless you set
+# OPENBLAS_NUM_THREADS yourself), applied before anything imports NumPy, so
+# that plain `pytest` runs as `python3 tools/quickstart.py test` does. The
+# repository root is on the import path through pyproject.toml's pythonpath.
+from threads import apply_thread_policy, describe_threads
 
-import numpy as np
-import pytest
+apply_thread_policy()
 
-# The tests import the framework's modules (dataloader, layers, ...) as
-# top-level modules, so the repository root must be on the import path.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import json  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from dataloader import write_idx  # noqa: E402  (needs the path set above)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from dataloader import write_idx  # noqa: E402
 from public_checks_note import public_checks_note  # noqa: E402  (handouts: 'these are the public tests')
+from tools.submit import todos_left  # noqa: E402  (what a TODO left looks like)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 IMAGE_SIZE = 28     # rows and columns, as in MNIST
 BORDER = 4          # MNIST digits leave a blank border; so do ours
@@ -136,10 +140,6 @@ def pytest_collection_modifyitems(config, items):
 # TODOs still to do: a short first screen
 # ---------------------------------------------------------------------------
 
-# tools/submit.py knows what a TODO left looks like; the hooks below use it.
-sys.path.append(str(REPO_ROOT / 'tools'))
-from submit import todos_left  # noqa: E402
-
 TODO_MESSAGE_RE = re.compile(r'(?P<target>[\w.]+) is not implemented yet')
 
 
@@ -150,11 +150,12 @@ def _next_step(todos):
 
 
 def pytest_report_header(config):
+    threads = f'threads: {describe_threads()}'
     todos = todos_left(REPO_ROOT)
     if not todos:
-        return None
+        return threads
     width = max(len(file) for file, _, _ in todos)
-    return ([f'TODOs still to do ({len(todos)}): until each is written, the tests that use it '
+    return ([threads, f'TODOs still to do ({len(todos)}): until each is written, the tests that use it '
              f'fail with NotImplementedError (one line each below).']
             + [f'  {file:<{width}}  {target}' for file, target, _ in todos]
             + [_next_step(todos)])

@@ -18,7 +18,6 @@ import pytest
 from conftest import make_tiny_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / 'report'))
 
 import make_report  # noqa: E402
 import observations  # noqa: E402

@@ -32,11 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-_TESTS = Path(__file__).resolve().parents[2] / 'tests'
-if str(_TESTS) not in sys.path:
-    sys.path.append(str(_TESTS))   # tests/gradcheck.py: the project's comparison and its messages
-
-from gradcheck import assert_close  # noqa: E402
+from testkit.gradients import assert_close   # the comparison and messages the tests use too
 
 
 class CheckFailed(Exception):
@@ -133,7 +129,7 @@ def load_outputs(path, expected):
 
 def close(got, expected, name, rtol=1e-7, atol=0.0):
     """Fail unless got matches expected: says which array, the relative error
-    and the first differing index (tests/gradcheck.py's assert_close)."""
+    and the first differing index (testkit.gradients.assert_close)."""
     got = np.asarray(got)
     expected = np.asarray(expected)
     if got.shape != expected.shape:
