@@ -17,14 +17,17 @@ its counts with growing_lines() and loop_message(), so both say the same.
 """
 
 
-def executed_lines(run, files):
+def executed_lines(run, files, depths=None):
     """Call run() and return a Counter {(file name, line number): times executed}
     for the lines of the given files (paths; compared as absolute paths).
 
     Lambdas, comprehensions and generator expressions in these files count
     too, so that map(lambda ...) or [f(x) for x in batch] are seen as loops.
-    (Self-contained, imports included: the graded checks send its source to
-    the child process that runs the student's code.)
+    depths: a dict to fill with {(file name, line number): depth}, the
+    fewest calls within these files between run() and the line (1 for the
+    function that run() calls), so that a loop can be told from the lines
+    it calls. (Self-contained, imports included: the graded checks send its
+    source to the child process that runs the student's code.)
     """
     import os
     import sys
@@ -32,21 +35,33 @@ def executed_lines(run, files):
 
     targets = {os.path.abspath(f) for f in files}
     counts = Counter()
+    depths = {} if depths is None else depths
     known = {}
+
+    def inside(code):
+        if code.co_filename not in known:
+            known[code.co_filename] = os.path.abspath(code.co_filename) in targets
+        return known[code.co_filename]
+
+    def count(frame, line):
+        key = (os.path.basename(frame.f_code.co_filename), line)
+        counts[key] += 1
+        depth = 1                          # frames of these files on the stack
+        caller = frame.f_back
+        while caller is not None:
+            depth += inside(caller.f_code)
+            caller = caller.f_back
+        depths[key] = min(depths.get(key, depth), depth)
 
     def trace_lines(frame, event, arg):
         if event == 'line':
-            counts[(os.path.basename(frame.f_code.co_filename), frame.f_lineno)] += 1
+            count(frame, frame.f_lineno)
         return trace_lines
 
     def trace_calls(frame, event, arg):
-        code = frame.f_code
-        inside = known.get(code.co_filename)
-        if inside is None:
-            inside = known[code.co_filename] = os.path.abspath(code.co_filename) in targets
-        if not inside:
+        if not inside(frame.f_code):
             return None
-        counts[(os.path.basename(code.co_filename), code.co_firstlineno)] += 1  # the call itself
+        count(frame, frame.f_code.co_firstlineno)     # the call itself
         return trace_lines
 
     previous = sys.gettrace()
@@ -58,17 +73,22 @@ def executed_lines(run, files):
     return counts
 
 
-def growing_lines(count_small, count_large, small, large):
+def growing_lines(count_small, count_large, small, large, depths=None):
     """The lines that run about once more per element: [(file, line, times
-    for small, times for large)], sorted. A line counts as growing when it
-    runs at least (large - small) // 2 more times for the larger size."""
-    return sorted((file, line, count_small.get((file, line), 0), count_large[(file, line)])
-                  for file, line in count_large
-                  if count_large[(file, line)] - count_small.get((file, line), 0) >= (large - small) // 2)
+    for small, times for large)]. A line counts as growing when it runs at
+    least (large - small) // 2 more times for the larger size. With `depths`
+    (executed_lines), the outermost lines come first: the loop itself before
+    the lines of the functions it calls."""
+    growing = [(file, line, count_small.get((file, line), 0), count_large[(file, line)])
+               for file, line in count_large
+               if count_large[(file, line)] - count_small.get((file, line), 0) >= (large - small) // 2]
+    depths = depths or {}
+    return sorted(growing, key=lambda row: (depths.get(row[:2], 0), row))
 
 
 def loop_message(name, what, growing, small, large):
-    """The one failure message for a loop found by growing_lines()."""
+    """The one failure message for a loop found by growing_lines(): the
+    first line named is the loop's (then up to 4 lines it runs)."""
     where = ', '.join(f"{file} line {line} ({a} times for {small}, {b} times for {large})"
                       for file, line, a, b in growing[:5])
     return (f"{name} is not vectorised: a Python loop runs once per element of the {what}. "
@@ -89,7 +109,8 @@ def assert_vectorized(make_run, files, name, sizes=(8, 40), what='samples in the
     """
     __tracebackhide__ = True    # pytest: show the message, not this function's source
     small, large = sizes
-    growing = growing_lines(executed_lines(make_run(small), files),
-                            executed_lines(make_run(large), files), small, large)
+    depths = {}
+    growing = growing_lines(executed_lines(make_run(small), files, depths),
+                            executed_lines(make_run(large), files, depths), small, large, depths)
     if growing:
         raise AssertionError(loop_message(name, what, growing, small, large))
