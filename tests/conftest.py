@@ -1,9 +1,11 @@
 """Shared test helpers, and a short first screen while TODOs are left.
 
+- The thread policy (threads.py), applied before NumPy loads.
 - A tiny, learnable MNIST-like data set: use the `tiny_mnist` fixture for a
-  ready-made folder, or call `make_tiny_mnist(folder, ...)` (e.g.
-  `from conftest import make_tiny_mnist`) when a test needs another size,
-  naming style or number of classes.
+  ready-made folder (a copy of one written once per run), or call
+  `make_tiny_mnist(folder, ...)` (e.g. `from conftest import
+  make_tiny_mnist`) when a test needs another size, naming style or number
+  of classes. `mnist_subset`: a tenth of the real MNIST, for notebook tests.
 - Before a student has filled the TODOs, most tests fail for one reason
   each: `raise NotImplementedError("X is not implemented yet ...")`. The
   hooks at the end list those TODOs (file, function) and the next step at
@@ -21,6 +23,7 @@ apply_thread_policy()
 
 import json  # noqa: E402
 import re  # noqa: E402
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -99,10 +102,39 @@ def make_tiny_mnist(root, n_train=600, n_test=100, seed=0, compress=True,
     return root
 
 
+@pytest.fixture(scope='session')
+def tiny_mnist_files(tmp_path_factory):
+    """The tiny data set, written once per test run (read-only: tests get copies)."""
+    return make_tiny_mnist(tmp_path_factory.mktemp('tiny') / 'mnist')
+
+
 @pytest.fixture
-def tiny_mnist(tmp_path):
-    """Folder with a tiny MNIST-like data set: 600 train and 100 test images."""
-    return make_tiny_mnist(tmp_path / 'mnist')
+def tiny_mnist(tmp_path, tiny_mnist_files):
+    """Folder with a tiny MNIST-like data set: 600 train and 100 test images.
+    Each test gets its own copy, which it may change."""
+    return Path(shutil.copytree(tiny_mnist_files, tmp_path / 'mnist'))
+
+
+# Size of the MNIST subset: enough for a notebook's curves and tables to mean
+# something, a tenth of the time of the full set.
+SUBSET_TRAIN, SUBSET_TEST = 6000, 1000
+
+
+@pytest.fixture(scope='session')
+def mnist_subset(tmp_path_factory):
+    """Folder with the first 6000 training and 1000 test images of the
+    shipped MNIST (data/), written once per test run: notebook tests run
+    their code on real digits in a tenth of the time."""
+    if not (REPO_ROOT / 'data' / 'train-images-idx3-ubyte.gz').exists():
+        pytest.skip('the shipped MNIST (data/) is not here')
+    from dataloader import load_mnist
+    root = tmp_path_factory.mktemp('mnist_subset')
+    for kind, count in (('train', SUBSET_TRAIN), ('t10k', SUBSET_TEST)):
+        images, labels = load_mnist(REPO_ROOT / 'data', kind)
+        write_idx(root / _file_name(kind, 'images', True, 'dash'),
+                  images[:count].reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+        write_idx(root / _file_name(kind, 'labels', True, 'dash'), labels[:count])
+    return root
 
 
 # ---------------------------------------------------------------------------

@@ -233,6 +233,7 @@ def test_command_line_refuses_a_non_empty_folder(tmp_path):
     assert (tmp_path / 'out' / 'keep.txt').read_text() == 'mine'
 
 
+@pytest.mark.slow   # runs the softmax handout's test suite (half a minute): python -m pytest -m slow
 def test_validation_passes_on_the_reference():
     result = subprocess.run([sys.executable, str(REPO / 'tools' / 'handout.py'), '--validate', '--assignment',
                              'softmax'], capture_output=True, text=True, timeout=300)
