@@ -411,6 +411,21 @@ def test_an_unwritable_trial_directory_is_refused_before_training(tiny_cfg, tmp_
 
 
 @pytest.mark.solution('softmax')
+def test_a_search_result_that_cannot_be_appended_is_printed_not_lost(tiny_cfg, tmp_path, monkeypatch):
+    def full_disk(path, result):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(recipe, 'append_result', full_disk)
+    trials = recipe.make_trials(tiny_cfg, [{'learning_rate': 0.05}], 'coarse', 1)
+    printed = []
+    with pytest.raises(recipe.ResultsError, match='1 result.* could not be appended .* printed above'):
+        recipe.run_trials(trials, tmp_path / 'r.jsonl', workers=0, log=printed.append)
+    message = next(str(m) for m in printed if 'the result, to add as a line: ' in str(m))
+    line = json.loads(message.split('the result, to add as a line: ')[1])
+    recipe.check_result(line, 'the printed line')
+    assert line['key'] == trials[0]['key']
+
+
+@pytest.mark.solution('softmax')
 def test_a_trial_result_that_cannot_be_written_is_printed_not_lost(tiny_cfg, tmp_path, monkeypatch, capsys):
     def failing_write(*args, **kwargs):
         raise OSError(28, 'No space left on device')

@@ -676,10 +676,17 @@ def run_trials(trials, results_path, workers=2, log=print):
     lock = threading.Lock()
     count = [0]
 
+    unwritten = []
+
     def record(trial, outcome):
         result = dict(trial, **outcome)
         with lock:
-            append_result(results_path, result)
+            try:
+                append_result(results_path, result)
+            except OSError as error:          # e.g. the disk is full: print the result rather than lose it
+                unwritten.append(result)
+                log(f"could not append to {results_path} ({error}); the result, to add as a line: "
+                    f"{json.dumps(result)}")
             done[trial['key']] = result
             count[0] += 1
             acc = result['val_acc']
@@ -704,6 +711,9 @@ def run_trials(trials, results_path, workers=2, log=print):
         if errors:
             raise RuntimeError(f"a worker process failed: {errors[0]}\nThe finished trials are "
                                f"in {results_path}; run the same command again to resume.")
+    if unwritten:
+        raise ResultsError(f"{len(unwritten)} result(s) could not be appended to {results_path}: each is printed "
+                           f"above as a JSON line; add those lines to the file, then run the command again")
     return {t['key']: done[t['key']] for t in trials}
 
 
