@@ -29,6 +29,11 @@ POOL_LOOP = ('im2col.py', '    out = window_pixels(x_pad, kernel_size, 0, 0).cop
                           '    for di, dj in kernel_offsets(kernel_size)[1:]:\n'
                           '        np.maximum(out, window_pixels(x_pad, kernel_size, di, dj), out=out)\n',
              "    out = pool_forward_loops(x, kernel_size, pad, 'max')\n")
+ROWS_LOOP = ('im2col.py', '    for di, dj in kernel_offsets(kernel_size):\n'
+                          '        window_pixels(dx_pad, kernel_size, di, dj)[...] = share\n',
+             '    for i in range(delta.shape[2]):\n'
+             '        for di, dj in kernel_offsets(kernel_size):\n'
+             '            window_pixels(dx_pad, kernel_size, di, dj)[:, :, i] = share[:, :, i]\n')
 
 CHILD = '''
 import json, sys
@@ -91,13 +96,17 @@ def test_the_reference_passes(tmp_path, assignment, name):
 
 
 # The loop's own line comes first: the rewritten line, or (max pooling calls
-# the loop version in im2col.py) the `for n` line of pool_forward_loops.
+# the loop version in im2col.py) the `for n` line of pool_forward_loops. The
+# loop over the output rows passes the growing batch and is caught by the
+# growing image.
 @pytest.mark.parametrize('assignment, change, label, what, loop_line', [
     ('mlp', FC_LOOP, 'FCLayer.forward and backward', 'samples in the batch', ('    return Input @ W + b', 'def affine_forward(')),
     ('cnn', CONV_LOOP, 'conv_forward (batch size)', 'images in the batch', ("    cols = im2col(", 'def conv_forward(')),
     ('cnn', POOL_LOOP, 'max_pool_forward (batch size)', 'images in the batch',
      ('    for n in range(N):', 'def pool_forward_loops(')),
-], ids=['fc_forward', 'conv_forward', 'max_pool_forward'])
+    ('cnn', ROWS_LOOP, 'avg_pool_backward (image size)', 'rows of the image',
+     ('    for di, dj in kernel_offsets(kernel_size):', 'def avg_pool_backward(')),
+], ids=['fc_forward', 'conv_forward', 'max_pool_forward', 'avg_pool_backward_rows'])
 def test_a_loop_over_the_samples_loses_the_point_and_is_named_with_its_line(tmp_path, assignment, change, label,
                                                                            what, loop_line):
     message = verdict(tmp_path, assignment, 'vectorised', change)
