@@ -35,11 +35,29 @@ pixels and writes its output in the same order, and the next convolution's
 im2col reads it row by row. Pooling, with stride = kernel size, is k·k
 element-wise operations on those views (np.maximum for max pooling, sums
 for average pooling): a reduction over window axes of a 6-D view is many
-times slower in NumPy. Backward passes never use np.add.at or index arrays:
-col2im is one strided add per kernel offset, max pooling's backward one
-comparison and one strided assignment per offset. A caller only ever sees
-(N, C, H, W) shapes; the layout is an implementation detail that any code
-written against shapes can ignore.
+times slower in NumPy. The backward passes use no np.add.at and no index
+arrays: col2im is one strided add per kernel offset, max pooling's backward
+one comparison and one strided assignment per offset. A caller only ever
+sees (N, C, H, W) shapes; the layout is an implementation detail that any
+code written against shapes can ignore.
+
+What your TODO code may use, and what it costs. Any NumPy is allowed:
+np.add.at, index arrays (x_pad[n, c, i + di, j + dj], as CS231n's
+im2col_indices), np.argmax with np.put_along_axis, reshapes of windows.
+They give the right numbers and pass every test and graded check for
+correctness; they are only slower. On the course CNN's second layer (batch
+100, 8 -> 16 channels, 14 x 14; `python tools/bench.py --conv-variants`),
+index arrays make im2col about 13 times slower than the strided view,
+np.add.at makes col2im about 15 times slower than k·k strided adds, and
+argmax + put_along_axis makes max pooling's backward about 5 times slower
+than k·k comparisons (CPU time, one BLAS thread; your machine will differ).
+What is NOT allowed is a Python loop over the images of a batch or over the
+output rows or pixels: it is slow (a loop over the images of a batch of 100
+already doubles conv_forward's time; loops over the pixels, as in the
+`*_loops` functions above, take seconds per batch), and the tests
+(tests/test_vectorised.py) and the graded check 'vectorised' name its line
+and take that point. A loop over the k·k kernel offsets or over the
+channels is fine: its length does not grow with the batch or the image.
 """
 
 import numpy as np

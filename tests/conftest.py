@@ -1,9 +1,11 @@
 """Shared test helpers, and a short first screen while TODOs are left.
 
+- The thread policy (threads.py), applied before NumPy loads.
 - A tiny, learnable MNIST-like data set: use the `tiny_mnist` fixture for a
-  ready-made folder, or call `make_tiny_mnist(folder, ...)` (e.g.
-  `from conftest import make_tiny_mnist`) when a test needs another size,
-  naming style or number of classes.
+  ready-made folder (a copy of one written once per run), or call
+  `make_tiny_mnist(folder, ...)` (e.g. `from conftest import
+  make_tiny_mnist`) when a test needs another size, naming style or number
+  of classes. `mnist_subset`: a tenth of the real MNIST, for notebook tests.
 - Before a student has filled the TODOs, most tests fail for one reason
   each: `raise NotImplementedError("X is not implemented yet ...")`. The
   hooks at the end list those TODOs (file, function) and the next step at
@@ -11,22 +13,27 @@
   page of traceback, and repeat the list under the summary.
 """
 
-import json
-import re
-import sys
-from pathlib import Path
+# The project's thread policy (threads.py: one BLAS thread unless you set
+# OPENBLAS_NUM_THREADS yourself), applied before anything imports NumPy, so
+# that plain `pytest` runs as `python3 tools/quickstart.py test` does. The
+# repository root is on the import path through pyproject.toml's pythonpath.
+from threads import apply_thread_policy, describe_threads
 
-import numpy as np
-import pytest
+apply_thread_policy()
 
-# The tests import the framework's modules (dataloader, layers, ...) as
-# top-level modules, so the repository root must be on the import path.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import json  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from dataloader import write_idx  # noqa: E402  (needs the path set above)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from dataloader import write_idx  # noqa: E402
 from public_checks_note import public_checks_note  # noqa: E402  (handouts: 'these are the public tests')
+from tools.submit import todos_left  # noqa: E402  (what a TODO left looks like)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 IMAGE_SIZE = 28     # rows and columns, as in MNIST
 BORDER = 4          # MNIST digits leave a blank border; so do ours
@@ -95,10 +102,39 @@ def make_tiny_mnist(root, n_train=600, n_test=100, seed=0, compress=True,
     return root
 
 
+@pytest.fixture(scope='session')
+def tiny_mnist_files(tmp_path_factory):
+    """The tiny data set, written once per test run (read-only: tests get copies)."""
+    return make_tiny_mnist(tmp_path_factory.mktemp('tiny') / 'mnist')
+
+
 @pytest.fixture
-def tiny_mnist(tmp_path):
-    """Folder with a tiny MNIST-like data set: 600 train and 100 test images."""
-    return make_tiny_mnist(tmp_path / 'mnist')
+def tiny_mnist(tmp_path, tiny_mnist_files):
+    """Folder with a tiny MNIST-like data set: 600 train and 100 test images.
+    Each test gets its own copy, which it may change."""
+    return Path(shutil.copytree(tiny_mnist_files, tmp_path / 'mnist'))
+
+
+# Size of the MNIST subset: enough for a notebook's curves and tables to mean
+# something, a tenth of the time of the full set.
+SUBSET_TRAIN, SUBSET_TEST = 6000, 1000
+
+
+@pytest.fixture(scope='session')
+def mnist_subset(tmp_path_factory):
+    """Folder with the first 6000 training and 1000 test images of the
+    shipped MNIST (data/), written once per test run: notebook tests run
+    their code on real digits in a tenth of the time."""
+    if not (REPO_ROOT / 'data' / 'train-images-idx3-ubyte.gz').exists():
+        pytest.skip('the shipped MNIST (data/) is not here')
+    from dataloader import load_mnist
+    root = tmp_path_factory.mktemp('mnist_subset')
+    for kind, count in (('train', SUBSET_TRAIN), ('t10k', SUBSET_TEST)):
+        images, labels = load_mnist(REPO_ROOT / 'data', kind)
+        write_idx(root / _file_name(kind, 'images', True, 'dash'),
+                  images[:count].reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+        write_idx(root / _file_name(kind, 'labels', True, 'dash'), labels[:count])
+    return root
 
 
 # ---------------------------------------------------------------------------
@@ -136,10 +172,6 @@ def pytest_collection_modifyitems(config, items):
 # TODOs still to do: a short first screen
 # ---------------------------------------------------------------------------
 
-# tools/submit.py knows what a TODO left looks like; the hooks below use it.
-sys.path.append(str(REPO_ROOT / 'tools'))
-from submit import todos_left  # noqa: E402
-
 TODO_MESSAGE_RE = re.compile(r'(?P<target>[\w.]+) is not implemented yet')
 
 
@@ -150,11 +182,12 @@ def _next_step(todos):
 
 
 def pytest_report_header(config):
+    threads = f'threads: {describe_threads()}'
     todos = todos_left(REPO_ROOT)
     if not todos:
-        return None
+        return threads
     width = max(len(file) for file, _, _ in todos)
-    return ([f'TODOs still to do ({len(todos)}): until each is written, the tests that use it '
+    return ([threads, f'TODOs still to do ({len(todos)}): until each is written, the tests that use it '
              f'fail with NotImplementedError (one line each below).']
             + [f'  {file:<{width}}  {target}' for file, target, _ in todos]
             + [_next_step(todos)])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import augment
-from gradcheck import assert_close
+from testkit.gradients import assert_close
 
 
 def _digits(N=6, H=12, W=10, seed=0):

@@ -10,6 +10,7 @@ course = dict(course, batch_size=100)
 """
 
 
+@pytest.mark.slow   # an epoch of the CNN on the whole MNIST (half a minute): python -m pytest -m slow
 @pytest.mark.solution('cnn', 'mlp')
 def test_cnn_notebook_executes_headless():
     text, figures = execute_with_settings('cnn.ipynb', FAST_SETTINGS, timeout=900)

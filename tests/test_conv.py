@@ -8,7 +8,7 @@ import pytest
 import im2col
 import layers
 from loss import SoftmaxCrossEntropyLossLayer
-from gradcheck import assert_close, check_gradient
+from testkit.gradients import assert_close, check_gradient
 
 rng = np.random.default_rng(0)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import loss
-from gradcheck import assert_close, check_gradient, no_float_errors
+from testkit.gradients import assert_close, check_gradient, no_float_errors
 
 rng = np.random.default_rng(0)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import layers
-from gradcheck import assert_close, check_gradient, no_float_errors
+from testkit.gradients import assert_close, check_gradient, no_float_errors
 from loss import EuclideanLossLayer, SoftmaxCrossEntropyLossLayer
 from optimizer import trainable_layers
 

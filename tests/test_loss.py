@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import loss as loss_module
-from gradcheck import assert_close, check_gradient, no_float_errors
+from testkit.gradients import assert_close, check_gradient, no_float_errors
 from loss import SoftmaxCrossEntropyLoss
 from optimizer import SGD
 

@@ -4,7 +4,8 @@ import pytest
 
 from notebooks import execute_with_settings
 
-# One epoch per run and two candidates instead of the notebook's 20 epochs and four.
+# One epoch per run and two candidates instead of the notebook's 20 epochs
+# and four, on a tenth of MNIST (conftest's mnist_subset).
 FAST_SETTINGS = """
 max_epoch = 1
 candidates = [dict(learning_rate=lr, weight_decay=0.0, momentum=0.9, batch_size=100) for lr in (0.01, 0.1)]
@@ -12,8 +13,8 @@ candidates = [dict(learning_rate=lr, weight_decay=0.0, momentum=0.9, batch_size=
 
 
 @pytest.mark.solution('mlp')
-def test_mlp_notebook_executes_headless():
-    text, figures = execute_with_settings('mlp.ipynb', FAST_SETTINGS)
+def test_mlp_notebook_executes_headless(mnist_subset):
+    text, figures = execute_with_settings('mlp.ipynb', FAST_SETTINGS + f"data_root = {str(mnist_subset)!r}\n")
     for variant in ('Euclidean + Sigmoid', 'Euclidean + ReLU', 'Softmax CE + Sigmoid', 'Softmax CE + ReLU'):
         assert text.count(variant) == 2, variant            # the course's table and the tuned one
     assert 'best on validation' in text and 'two hidden layers: val' in text

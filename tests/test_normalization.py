@@ -5,7 +5,7 @@ differences in float64, for (N, D) and (N, C, H, W) inputs."""
 import numpy as np
 import pytest
 
-from gradcheck import assert_close, check_gradient
+from testkit.gradients import assert_close, check_gradient
 from layers import (BatchNormLayer, DropoutLayer, GroupNormLayer, InstanceNormLayer, LayerNormLayer,
                     param_names_of)
 

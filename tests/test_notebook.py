@@ -44,14 +44,15 @@ def execute(notebook):
 
 
 @pytest.mark.solution('softmax')
-def test_runner_notebook_executes_headless(monkeypatch):
+def test_runner_notebook_executes_headless(monkeypatch, mnist_subset):
     # Started without any thread setting, the notebook applies the policy itself.
     for name in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
         monkeypatch.delenv(name, raising=False)
     notebook = nbformat.read(REPO / 'runner.ipynb', as_version=4)
     tagged = [i for i, cell in enumerate(notebook.cells) if 'parameters' in cell.metadata.get('tags', [])]
     assert len(tagged) == 1, "runner.ipynb needs exactly one cell tagged 'parameters'"
-    notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(FAST_SETTINGS))
+    notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(
+        FAST_SETTINGS + f"data_root = {str(mnist_subset)!r}   # a tenth of MNIST (conftest)\n"))
 
     execute(notebook)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import layers
-from gradcheck import assert_close
+from testkit.gradients import assert_close
 from loss import SoftmaxCrossEntropyLossLayer
 from optimizer import SGD, Optimizer, parameters, trainable_layers
 

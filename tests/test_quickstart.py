@@ -1,12 +1,10 @@
 """tools/quickstart.py: every documented command runs under the thread policy."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools'))
 import quickstart  # noqa: E402
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -284,6 +285,157 @@ def test_emitted_commands_run_anywhere_and_merge(tiny_cfg, tmp_path):
     lines = fine.read_text().splitlines()
     assert len(lines) == 3 and all(' trial --round fine ' in line for line in lines)
     assert all('"max_epoch": 10' in line for line in lines)
+
+
+# ----- bad input: one line naming the file and line, before anything trains or is appended -----
+
+def fake_result(cfg_base, seed=0, val_acc=0.5, learning_rate=0.01):
+    """A trial result as run_trial writes it, without training (the checks read its form only)."""
+    trial = recipe.make_trials(dict(cfg_base, seed=seed), [{'learning_rate': learning_rate}], 'coarse', 1)[0]
+    return dict(trial, status='ok', val_acc=val_acc, val_loss=0.5, train_acc=0.5, best_val_acc=val_acc,
+                epochs=1, seconds=0.1, history={'val_acc': [val_acc]})
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fails the test if a trial trains; returns the list of cfgs it was asked to train."""
+    calls = []
+    monkeypatch.setattr(recipe, 'run_trial', lambda cfg: calls.append(cfg) or pytest.fail('a trial trained'))
+    return calls
+
+
+def one_line_exit(argv):
+    """Run the command line; return its one-line error (SystemExit)."""
+    with pytest.raises(SystemExit) as stopped:
+        recipe.main(argv)
+    message = str(stopped.value.code)
+    assert '\n' not in message and message.startswith('error: '), message
+    return message
+
+
+@pytest.mark.parametrize('option, value', [('--coarse', '0'), ('--fine', '0'), ('--workers', '-1'),
+                                           ('--coarse', 'many')])
+def test_bad_counts_are_one_line_argparse_errors(tiny_cfg, tmp_path, capsys, option, value, no_training):
+    with pytest.raises(SystemExit) as stopped:
+        recipe.main(['search', '--data_root', tiny_cfg['data_root'], '--results', str(tmp_path / 'r.jsonl'),
+                     option, value])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {option}: must be an integer >= " in error and repr(value) in error
+    for kwargs in ({'coarse_trials': 0}, {'fine_trials': 0}, {'workers': -1}):
+        with pytest.raises(ValueError, match=f"{next(iter(kwargs))} must be an integer >= "):
+            random_search(tiny_cfg, tmp_path / 'r.jsonl', **kwargs)
+    assert not (tmp_path / 'r.jsonl').exists()
+
+
+@pytest.mark.parametrize('bad_line, message', [
+    (b'\x89PNG\r\x00\xff garbage', 'not text'),
+    (b'{"key": 12, "round": oops}', 'not a JSON line'),
+    (b'["a list"]', 'not a trial result (a JSON object expected'),
+    (None, 'not a trial result: it has no val_acc'),
+    ('string', "val_acc must be a number between 0 and 1 or null, got '0.9'"),
+])
+def test_a_bad_results_line_is_named_with_its_line_before_anything_trains(tiny_cfg, tmp_path, no_training,
+                                                                          bad_line, message):
+    good = fake_result(tiny_cfg)
+    if bad_line is None:
+        bad = dict(fake_result(tiny_cfg, learning_rate=0.02))
+        del bad['val_acc']
+        bad_line = json.dumps(bad).encode()
+    elif bad_line == 'string':
+        bad_line = json.dumps(dict(fake_result(tiny_cfg, learning_rate=0.02), val_acc='0.9')).encode()
+    results = tmp_path / 'search.jsonl'
+    results.write_bytes(json.dumps(good).encode() + b'\n' + bad_line + b'\n')
+    before = results.read_bytes()
+    with pytest.raises(recipe.ResultsError, match='^' + re.escape(f"{results}:2: {message}")):
+        load_results(results)
+    with pytest.raises(recipe.ResultsError):
+        random_search(tiny_cfg, results, space=SMALL_SPACE, coarse_trials=2, fine_trials=1, workers=0,
+                      log=lambda *a: None)
+    assert results.read_bytes() == before and no_training == []
+    error = one_line_exit(['search', '--data_root', tiny_cfg['data_root'], '--results', str(results),
+                           '--workers', '0'])
+    assert f"{results}:2: " in error
+
+
+def test_merge_checks_every_file_before_appending_any(tiny_cfg, tmp_path):
+    results = tmp_path / 'search.jsonl'
+    files = []
+    for name, content in (('good.json', json.dumps(fake_result(tiny_cfg))), ('notjson.json', '{"key": '),
+                          ('keyless.json', json.dumps({'val_acc': 0.5}))):
+        files.append(tmp_path / name)
+        files[-1].write_text(content)
+    with pytest.raises(recipe.ResultsError, match=r"notjson.json:1: not a trial result file"):
+        recipe.merge_results(files, results)
+    with pytest.raises(recipe.ResultsError, match=r"keyless.json: not a trial result: it has no key, round"):
+        recipe.merge_results([files[0], files[2]], results)
+    assert not results.exists(), 'nothing is appended when one file is bad'
+    assert 'keyless.json' in one_line_exit(['merge', str(files[0]), str(files[2]), '--results', str(results)])
+    assert recipe.merge_results([files[0]], results) == 1
+
+
+@pytest.mark.parametrize('change, named', [
+    ({'seed': 1}, 'seed 1 against 0'),
+    ({'normalize': 'standardize'}, "normalize 'standardize' against 'image_mean'"),
+    ({'hidden_sizes': [16]}, 'hidden_sizes [16] against []'),
+])
+def test_trials_of_another_setup_are_refused_with_the_difference_named(tiny_cfg, tmp_path, no_training, change,
+                                                                       named):
+    results = tmp_path / 'search.jsonl'
+    recipe.append_result(results, fake_result(tiny_cfg))
+    other = dict(fake_result(dict(tiny_cfg, **{k: v for k, v in change.items() if k != 'seed'}),
+                             seed=change.get('seed', 0), learning_rate=0.03))
+    (tmp_path / 'other.json').write_text(json.dumps(other))
+    with pytest.raises(recipe.ResultsError, match=re.escape(f"other.json: another setup than {results} (") + f".*{re.escape(named)}"):
+        recipe.merge_results([tmp_path / 'other.json'], results)
+    # a search with that setup into this file stops before training
+    trials = recipe.make_trials(other['cfg'], [{'learning_rate': 0.05}], 'coarse', 1)
+    with pytest.raises(recipe.ResultsError, match=re.escape(named)):
+        recipe.run_trials(trials, results, workers=0, log=lambda *a: None)
+    assert len(results.read_text().splitlines()) == 1 and no_training == []
+
+
+def test_an_unwritable_trial_directory_is_refused_before_training(tiny_cfg, tmp_path, no_training):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    cfg = json.dumps(fake_result(tiny_cfg)['cfg'])
+    error = one_line_exit(['trial', '--cfg', cfg, '--out', str(blocker / 'trial.json')])
+    assert 'the trial result file' in error and 'cannot be written' in error
+    error = one_line_exit(['search', '--data_root', tiny_cfg['data_root'], '--results', str(tmp_path / 'r.jsonl'),
+                           '--round', 'coarse', '--emit-commands', str(tmp_path / 'c.sh'),
+                           '--trial-dir', str(blocker / 'out')])
+    assert 'the trial directory' in error and not (tmp_path / 'c.sh').exists()
+    error = one_line_exit(['all', '--data_root', tiny_cfg['data_root'], '--out', str(blocker / 'recipe')])
+    assert 'the output folder' in error
+    assert no_training == []
+
+
+@pytest.mark.solution('softmax')
+def test_a_search_result_that_cannot_be_appended_is_printed_not_lost(tiny_cfg, tmp_path, monkeypatch):
+    def full_disk(path, result):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(recipe, 'append_result', full_disk)
+    trials = recipe.make_trials(tiny_cfg, [{'learning_rate': 0.05}], 'coarse', 1)
+    printed = []
+    with pytest.raises(recipe.ResultsError, match='1 result.* could not be appended .* printed above'):
+        recipe.run_trials(trials, tmp_path / 'r.jsonl', workers=0, log=printed.append)
+    message = next(str(m) for m in printed if 'the result, to add as a line: ' in str(m))
+    line = json.loads(message.split('the result, to add as a line: ')[1])
+    recipe.check_result(line, 'the printed line')
+    assert line['key'] == trials[0]['key']
+
+
+@pytest.mark.solution('softmax')
+def test_a_trial_result_that_cannot_be_written_is_printed_not_lost(tiny_cfg, tmp_path, monkeypatch, capsys):
+    def failing_write(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(recipe, 'atomic_write', failing_write)
+    cfg = recipe.make_trials(tiny_cfg, [{'learning_rate': 0.05}], 'coarse', 1)[0]['cfg']
+    error = one_line_exit(['trial', '--cfg', json.dumps(cfg), '--out', str(tmp_path / 'trial.json')])
+    assert 'could not be written' in error and 'printed above' in error
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    recipe.check_result(printed, 'the printed line')
+    assert printed['cfg'] == cfg and 0 <= printed['val_acc'] <= 1
 
 
 # ----- step 5 -----

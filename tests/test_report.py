@@ -18,7 +18,6 @@ import pytest
 from conftest import make_tiny_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / 'report'))
 
 import make_report  # noqa: E402
 import observations  # noqa: E402
@@ -326,6 +325,7 @@ def test_observation_sentences_follow_the_numbers():
 # The real thing: --quick on the shipped MNIST, as CI runs it
 # ---------------------------------------------------------------------------
 
+@pytest.mark.slow   # about a minute: python -m pytest -m slow (CI runs it)
 @pytest.mark.skipif(not (REPO_ROOT / 'data' / 'train-images-idx3-ubyte.gz').exists(),
                     reason='the shipped MNIST files are not in data/')
 def test_quick_report_on_mnist_from_the_command_line(tmp_path):

@@ -1,7 +1,6 @@
 """The report's page of pictures of the momentum run (report/model_pictures.py)."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 from conftest import make_tiny_mnist
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / 'report'))
 
 import make_report  # noqa: E402
 import model_pictures  # noqa: E402

@@ -2,7 +2,7 @@
 
 The numbers of the TODO code are checked by test_loss.py and
 test_optimizer.py; here we check that it uses whole-array NumPy operations
-rather than Python loops over the samples (see selfcheck.py for how).
+rather than Python loops over the samples (see testkit/vectorised.py for how).
 """
 
 import importlib.util
@@ -15,7 +15,7 @@ import loss as loss_module
 import optimizer as optimizer_module
 from loss import SoftmaxCrossEntropyLoss
 from optimizer import SGD
-from selfcheck import assert_vectorized
+from testkit.vectorised import assert_vectorized
 
 STUDENT_FILES = [loss_module.__file__, optimizer_module.__file__]
 

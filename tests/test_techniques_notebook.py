@@ -4,7 +4,8 @@ import pytest
 
 from notebooks import execute_with_settings
 
-# One epoch per run on a small MLP instead of the notebook's six epochs.
+# One epoch per run on a small MLP instead of the notebook's six epochs, on
+# a tenth of MNIST (conftest's mnist_subset).
 FAST_SETTINGS = """
 max_epoch = 1
 base = dict(hidden_sizes=[64], learning_rate=0.05, momentum=0.9, batch_size=100)
@@ -12,8 +13,9 @@ base = dict(hidden_sizes=[64], learning_rate=0.05, momentum=0.9, batch_size=100)
 
 
 @pytest.mark.solution('mlp')
-def test_techniques_notebook_executes_headless():
-    text, figures = execute_with_settings('techniques.ipynb', FAST_SETTINGS)
+def test_techniques_notebook_executes_headless(mnist_subset):
+    text, figures = execute_with_settings('techniques.ipynb',
+                                          FAST_SETTINGS + f"data_root = {str(mnist_subset)!r}\n")
     for run in ('Adam, lr 0.001', 'inverse time, b = 1100 iterations', '512-512, batch norm + dropout 0.5',
                 'random 24 x 24 crops, five crops'):
         assert run in text, run

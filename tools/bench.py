@@ -2,7 +2,8 @@
 
     python tools/bench.py                 # homework model, a 784-256-10 MLP and the CNN, 1 and 2 BLAS threads
     python tools/bench.py --epochs 5 --models softmax --threads 1
-    python tools/bench.py --models cnn --threads 1 --epochs 3 --repeats 3   # the CNN target (issue 9)
+    python tools/bench.py --models cnn --threads 1 --epochs 3 --repeats 3   # the CNN target
+    python tools/bench.py --conv-variants   # im2col.py's fast path against index arrays, np.add.at and loops
 
 Every measurement runs in a fresh process, because the BLAS thread count
 (OPENBLAS_NUM_THREADS and friends) is read when NumPy is imported. Each
@@ -147,6 +148,69 @@ def matmul_worker(repeats=200):
     return {'median_us': statistics.median(times) * 1e6}
 
 
+def conv_variants(repeats=5):
+    """CPU milliseconds per call of im2col.py's fast path and of the ways a
+    student may write the same step: index arrays (fancy indexing), np.add.at
+    and a loop over the images. Shapes of the course CNN's second layer:
+    a batch of 100, 8 -> 16 channels, 14 x 14, 3 x 3 kernel, padding 1;
+    max pooling 2 x 2 of its 28 x 28 output, batch 100, 8 channels."""
+    import numpy as np
+    sys.path.insert(0, str(ROOT))
+    import im2col as ops
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 8, 14, 14)).astype(np.float32)
+    W = rng.normal(size=(16, 8, 3, 3)).astype(np.float32)
+    b = np.zeros(16, np.float32)
+    N, C, H, _ = x.shape
+    k, pad = 3, 1
+    x_pad = ops.pad_images(x, pad)
+    # index arrays of every window pixel, rows (c, di, dj), columns (n, i, j), as CS231n's im2col_indices
+    c, di, dj = np.meshgrid(np.arange(C), np.arange(k), np.arange(k), indexing='ij')
+    n, i, j = np.meshgrid(np.arange(N), np.arange(H), np.arange(H), indexing='ij')
+    rows = (c.reshape(-1, 1), di.reshape(-1, 1) + i.reshape(1, -1), dj.reshape(-1, 1) + j.reshape(1, -1))
+    cols = ops.im2col(x_pad, k)
+    dcols = rng.normal(size=cols.shape).astype(np.float32)
+
+    def col2im_add_at():
+        dx_pad = np.zeros((N, C) + x_pad.shape[2:], np.float32)
+        np.add.at(dx_pad, (n.reshape(1, -1), rows[0], rows[1], rows[2]), dcols)
+        return dx_pad
+
+    pool_in = np.maximum(rng.normal(size=(100, 8, 28, 28)), 0).astype(np.float32)
+    pooled, pool_pad = ops.max_pool_forward(pool_in, 2, 0)
+    pool_delta = rng.normal(size=pooled.shape).astype(np.float32)
+
+    def max_pool_backward_argmax():
+        windows = pool_in.reshape(100, 8, 14, 2, 14, 2).transpose(0, 1, 2, 4, 3, 5).reshape(100, 8, 14, 14, 4)
+        dx = np.zeros_like(windows)
+        np.put_along_axis(dx, windows.argmax(axis=-1)[..., None], pool_delta[..., None], axis=-1)
+        return dx.reshape(100, 8, 14, 14, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(pool_in.shape)
+
+    variants = [
+        ('im2col: strided view + reshape (fast path)', lambda: ops.im2col(x_pad, k)),
+        ('im2col: index arrays x_pad[n, c, i + di, j + dj]',
+         lambda: x_pad[n.reshape(1, -1), rows[0], rows[1], rows[2]]),
+        ('conv_forward: one product (fast path)', lambda: ops.conv_forward(x, W, b, pad)),
+        ('conv_forward: a loop over the images', lambda: [ops.conv_forward(x[m:m + 1], W, b, pad) for m in range(N)]),
+        ('col2im: k*k strided adds (fast path)', lambda: ops.col2im(dcols, x_pad.shape, k, np.float32)),
+        ('col2im: np.add.at with index arrays', col2im_add_at),
+        ('max_pool_backward: k*k comparisons (fast path)',
+         lambda: ops.max_pool_backward(pool_delta, pooled, pool_pad, 2, 0)),
+        ('max_pool_backward: argmax + put_along_axis', max_pool_backward_argmax),
+    ]
+    results = {}
+    for name, run in variants:
+        run()
+        times = []
+        for _ in range(repeats):
+            start = time.process_time()
+            run()
+            times.append(time.process_time() - start)
+        results[name] = statistics.median(times) * 1e3
+    return results
+
+
 def start_worker(kind, model, threads, epochs, data_root):
     """Start one measurement in a fresh process with `threads` BLAS threads."""
     env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
@@ -183,6 +247,9 @@ def main(argv=None):
                         help='run the NumPy and PyTorch workers at the same time (one thread each), so that '
                              'on a shared machine both meet the same load; needs a core per worker')
     parser.add_argument('--data-root', default=str(ROOT / 'data'))
+    parser.add_argument('--conv-variants', action='store_true',
+                        help="CPU time of im2col.py's fast path against index arrays, np.add.at and a loop over "
+                             "the images (one BLAS thread), then stop")
     parser.add_argument('--worker', choices=['numpy', 'torch', 'matmul'], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -195,6 +262,18 @@ def main(argv=None):
         else:
             result = matmul_worker()
         print(json.dumps(result))
+        return
+
+    if args.conv_variants:
+        # The thread variables are read when NumPy loads: one BLAS thread unless set.
+        for name in THREAD_VARIABLES:
+            os.environ.setdefault(name, '1')
+        results = conv_variants()
+        print("CPU milliseconds per call (median of 5), course CNN shapes (see conv_variants):")
+        fast = None
+        for name, ms in results.items():
+            fast = ms if 'fast path' in name else fast
+            print(f"  {name:<52} {ms:8.1f} ms  ({ms / fast:4.1f}x the fast path above it)")
         return
 
     import numpy as np

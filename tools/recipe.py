@@ -59,6 +59,7 @@ import math  # noqa: E402
 import queue  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
@@ -501,24 +502,120 @@ def run_trial(cfg):
 
 # ----- the results file: one JSON line per finished trial -----
 
+class ResultsError(ValueError):
+    """A results file, trial file or path that cannot be used; the message
+    (one line) names the file and line and says what to do."""
+
+
+# What every result line holds (make_trials + run_trial), checked when read.
+RESULT_KEYS = ('key', 'round', 'cfg', 'status', 'val_acc', 'epochs', 'seconds', 'history')
+# cfg keys that may differ between the trials of one search: what it searches, and the epochs.
+# Every other key (seed, data_root, normalization, the model) is the search's setup.
+NOT_SETUP = set(SEARCH_SPACE) | {'max_epoch', 'verbose', 'display_freq'}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_result(result, where):
+    """Raise ResultsError unless `result` is a trial result as this module
+    writes it. `where` ('file:line') starts the message."""
+    if not isinstance(result, dict):
+        raise ResultsError(f"{where}: not a trial result (a JSON object expected, got {type(result).__name__})")
+    missing = [key for key in RESULT_KEYS if key not in result]
+    if missing:
+        raise ResultsError(f"{where}: not a trial result: it has no {', '.join(missing)}")
+    acc = result['val_acc']
+    if acc is not None and not (_is_number(acc) and 0 <= acc <= 1):
+        raise ResultsError(f"{where}: val_acc must be a number between 0 and 1 or null, got {acc!r}")
+    if not isinstance(result['cfg'], dict) or result['key'] != trial_key(result['cfg']):
+        raise ResultsError(f"{where}: its key {result['key']!r} is not the key of its cfg (was the line edited?)")
+    if result['round'] not in ('coarse', 'fine') or result['status'] not in ('ok', 'diverged'):
+        raise ResultsError(f"{where}: round must be 'coarse' or 'fine' and status 'ok' or 'diverged', "
+                           f"got {result['round']!r} and {result['status']!r}")
+    if not isinstance(result['epochs'], int) or not _is_number(result['seconds']) \
+            or not isinstance(result['history'], dict):
+        raise ResultsError(f"{where}: epochs (an integer), seconds (a number) or history (an object) is malformed")
+
+
+def setup_difference(cfg, other):
+    """The setup keys (not searched) whose values differ, as 'key a != b' texts."""
+    ours = {k: v for k, v in cfg.items() if k not in NOT_SETUP}
+    theirs = {k: v for k, v in other.items() if k not in NOT_SETUP}
+    return [f"{key} {ours.get(key, '(unset)')!r} against {theirs.get(key, '(unset)')!r}"
+            for key in sorted(set(ours) | set(theirs)) if ours.get(key, '(unset)') != theirs.get(key, '(unset)')]
+
+
+def check_same_setup(cfg, where, reference_cfg, reference_where):
+    """Refuse a trial whose seed, data, normalisation or model differs from the reference's."""
+    difference = setup_difference(cfg, reference_cfg)
+    if difference:
+        raise ResultsError(f"{where}: another setup than {reference_where} ({'; '.join(difference)}): trials of "
+                           f"different setups cannot be ranked together; use another --results file")
+
+
+def _cut_short(text, error):
+    """True when a line that failed to parse is a JSON object cut off by an
+    interrupted write (its end is missing), not a damaged one."""
+    return text.lstrip().startswith('{') and (error.msg.startswith('Unterminated string')
+                                              or error.pos >= len(text.rstrip()))
+
+
 def load_results(path):
-    """{key: result} of every complete line of a results file (none if it does not exist).
+    """{key: result} of every line of a results file (none if it does not exist).
 
     A line cut short by an interrupted write is ignored: that trial reruns.
+    Any other bad line, or trials of different setups, raise ResultsError
+    naming the file and line, before anything is trained or appended.
     """
-    results = {}
+    results, first = {}, None
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         return results
-    for line in text.splitlines():
-        try:
-            result = json.loads(line)
-        except ValueError:
+    except OSError as error:
+        raise ResultsError(f"{path}: cannot be read ({error.strerror})") from None
+    for number, raw in enumerate(data.split(b'\n'), start=1):
+        where = f"{path}:{number}"
+        if not raw.strip():
             continue
-        if isinstance(result, dict) and 'key' in result:
-            results[result['key']] = result
+        try:
+            text = raw.decode('utf-8')
+            result = json.loads(text)
+        except UnicodeDecodeError:
+            raise ResultsError(f"{where}: not text (binary data?): delete this line or use another "
+                               f"--results file") from None
+        except json.JSONDecodeError as error:
+            if _cut_short(text, error):
+                continue
+            raise ResultsError(f"{where}: not a JSON line ({error.msg}, column {error.colno}): fix or delete "
+                               f"this line") from None
+        check_result(result, where)
+        if first is None:
+            first = (result['cfg'], where)
+        else:
+            check_same_setup(result['cfg'], where, *first)
+        results[result['key']] = result
     return results
+
+
+def check_writable(path, what, folder=False):
+    """Raise ResultsError now, before anything trains, unless a file can be
+    written at `path` (or, with folder=True, in the folder `path`). The
+    folder is created; an existing file is left as it is."""
+    path = Path(path)
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        if not folder and path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        else:
+            with tempfile.NamedTemporaryFile(dir=where, prefix='.write-test-'):
+                pass
+    except OSError as error:
+        raise ResultsError(f"{what} {path} cannot be written ({error.strerror or error}): choose another path "
+                           f"or fix the folder's permissions") from None
 
 
 def append_result(path, result):
@@ -563,18 +660,33 @@ def run_trials(trials, results_path, workers=2, log=print):
     Every finished trial is appended to results_path at once, so a rerun
     after an interruption skips the finished ones.
     """
+    if not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be 0 (this process) or a positive number of processes, got {workers!r}")
     done = load_results(results_path)
+    if done and trials:
+        first = next(iter(done.values()))
+        for trial in trials:
+            check_same_setup(trial['cfg'], f"this search ({trial['round']} round)", first['cfg'], results_path)
     todo = [t for t in trials if t['key'] not in done]
     todo = list({t['key']: t for t in todo}.values())       # the same cfg twice runs once
+    if todo:
+        check_writable(results_path, 'the results file')
     if len(todo) < len(trials):
         log(f"{len(trials) - len(todo)} of {len(trials)} trials already in {results_path}: skipped")
     lock = threading.Lock()
     count = [0]
 
+    unwritten = []
+
     def record(trial, outcome):
         result = dict(trial, **outcome)
         with lock:
-            append_result(results_path, result)
+            try:
+                append_result(results_path, result)
+            except OSError as error:          # e.g. the disk is full: print the result rather than lose it
+                unwritten.append(result)
+                log(f"could not append to {results_path} ({error}); the result, to add as a line: "
+                    f"{json.dumps(result)}")
             done[trial['key']] = result
             count[0] += 1
             acc = result['val_acc']
@@ -599,6 +711,9 @@ def run_trials(trials, results_path, workers=2, log=print):
         if errors:
             raise RuntimeError(f"a worker process failed: {errors[0]}\nThe finished trials are "
                                f"in {results_path}; run the same command again to resume.")
+    if unwritten:
+        raise ResultsError(f"{len(unwritten)} result(s) could not be appended to {results_path}: each is printed "
+                           f"above as a JSON line; add those lines to the file, then run the command again")
     return {t['key']: done[t['key']] for t in trials}
 
 
@@ -690,6 +805,7 @@ def random_search(base_cfg, results_path, space=None, coarse_trials=16, fine_tri
       with .csv)
     Returns a SearchResult; every trial is ranked by its final validation accuracy.
     """
+    check_counts(coarse_trials, fine_trials, workers)
     start = time.perf_counter()
     space, notes = usable_search_space(SEARCH_SPACE if space is None else space, base_cfg)
     for note in notes:
@@ -716,6 +832,14 @@ def random_search(base_cfg, results_path, space=None, coarse_trials=16, fine_tri
     result = SearchResult(trials, best, space, notes, time.perf_counter() - start)
     write_csv(result.trials, list(space), csv_path or Path(results_path).with_suffix('.csv'))
     return result
+
+
+def check_counts(coarse_trials, fine_trials, workers):
+    """One-line errors for trial and worker counts a search cannot use."""
+    for name, value, least in (('coarse_trials', coarse_trials, 1), ('fine_trials', fine_trials, 1),
+                               ('workers', workers, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
 def write_csv(trials, keys, path):
@@ -756,18 +880,44 @@ def emit_commands(trials, commands_path, out_dir, results_path=None, python='pyt
     return len(lines)
 
 
+def read_trial_file(name):
+    """The result in one `trial` command's file, checked (ResultsError naming file and line)."""
+    try:
+        text = Path(name).read_bytes().decode('utf-8')
+        result = json.loads(text)
+    except OSError as error:
+        raise ResultsError(f"{name}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{name}: not a trial result file (binary data)") from None
+    except json.JSONDecodeError as error:
+        raise ResultsError(f"{name}:{error.lineno}: not a trial result file ({error.msg}, column "
+                           f"{error.colno}); rerun its trial command") from None
+    check_result(result, name)
+    return result
+
+
 def merge_results(files, results_path):
     """Append the results of `trial` commands (one JSON file each) that are not
-    yet in results_path. Returns the number added."""
+    yet in results_path. Returns the number added.
+
+    Every file is read and checked first (a trial result, of the same setup
+    as the results file's trials): one bad file appends nothing.
+    """
     done = load_results(results_path)
-    added = 0
+    reference = next(((r['cfg'], str(results_path)) for r in done.values()), None)
+    new = {}
     for name in files:
-        result = json.loads(Path(name).read_text())
+        result = read_trial_file(name)
+        if reference is None:
+            reference = (result['cfg'], str(name))
+        check_same_setup(result['cfg'], str(name), *reference)
         if result['key'] not in done:
-            append_result(results_path, result)
-            done[result['key']] = result
-            added += 1
-    return added
+            new.setdefault(result['key'], result)
+    if new:
+        check_writable(results_path, 'the results file')
+    for result in new.values():
+        append_result(results_path, result)
+    return len(new)
 
 
 # ---------------------------------------------------------------------------
@@ -807,66 +957,80 @@ def diagnose_curves(history, gap_tolerance=0.02, turn_tolerance=0.01, improving_
     the validation accuracy is measured after it; the gap is the difference
     of the last values.
     """
-    train_acc, val_acc = np.asarray(history['train_acc']), np.asarray(history['val_acc'])
-    val_loss = np.asarray(history['val_loss'])
-    if len(val_acc) < 2:
+    if len(history['val_acc']) < 2:
         raise ValueError("diagnose_curves needs at least 2 epochs of history")
-    if not np.all(np.isfinite(history['train_loss'])) or not np.all(np.isfinite(val_loss)):
+    if not np.all(np.isfinite(history['train_loss'])) or not np.all(np.isfinite(history['val_loss'])):
         return CurveDiagnosis('diverged', {}, "DIVERGED: the loss is not finite; lower the "
                                               "learning rate (recipe step 3).")
+    n = curve_numbers(history, window)
+    val_acc = history['val_acc']
+    # The validation loss has turned up, and the accuracy has not gained since its minimum
+    # (a loss that creeps up while the accuracy still rises is calibration noise, not overfitting).
+    turned = (n['min_val_loss_epoch'] < n['epochs'] and n['val_loss_rise'] > turn_tolerance
+              and val_acc[-1] <= val_acc[n['min_val_loss_epoch'] - 1])
+    if turned or n['gap'] > gap_tolerance:
+        verdict = 'overfitting'
+    elif (n['val_acc_gain_per_epoch'] > improving_tolerance
+          or n['val_loss_fall_per_epoch'] > loss_improving_tolerance):
+        verdict = 'still improving'
+    elif n['final_train_acc'] < fit_threshold:
+        verdict = 'underfitting'
+    else:
+        verdict = 'good fit'
+    return CurveDiagnosis(verdict, n, curve_message(verdict, n, fit_threshold))
+
+
+def curve_numbers(history, window=2):
+    """The numbers diagnose_curves reads from a history of at least 2 epochs:
+    the last accuracies and their gap, where the validation loss was lowest
+    and how far it rose since, and the changes per epoch over the last
+    `window` epochs."""
+    train_acc, val_acc = np.asarray(history['train_acc']), np.asarray(history['val_acc'])
+    val_loss, train_loss = np.asarray(history['val_loss']), np.asarray(history['train_loss'])
     epochs = len(val_acc)
-    best_epoch = int(np.argmin(val_loss)) + 1
     window = min(window, epochs - 1)
-    numbers = {
+    return {
         'epochs': epochs,
+        'window': window,
         'final_train_acc': float(train_acc[-1]),
         'final_val_acc': float(val_acc[-1]),
         'gap': float(train_acc[-1] - val_acc[-1]),
         'min_val_loss': float(val_loss.min()),
-        'min_val_loss_epoch': best_epoch,
+        'min_val_loss_epoch': int(np.argmin(val_loss)) + 1,
         'final_val_loss': float(val_loss[-1]),
         'val_loss_rise': float(val_loss[-1] / val_loss.min() - 1),
         'val_acc_gain_per_epoch': float((val_acc[-1] - val_acc[-1 - window]) / window),
         'val_loss_fall_per_epoch': float((1 - val_loss[-1] / val_loss[-1 - window]) / window),
-        'train_loss_change_per_epoch': float((history['train_loss'][-1]
-                                              - history['train_loss'][-1 - window]) / window),
+        'train_loss_change_per_epoch': float((train_loss[-1] - train_loss[-1 - window]) / window),
     }
-    n = numbers
-    # The validation loss has turned up, and the accuracy has not gained since its minimum
-    # (a loss that creeps up while the accuracy still rises is calibration noise, not overfitting).
-    turned = (best_epoch < epochs and n['val_loss_rise'] > turn_tolerance
-              and val_acc[-1] <= val_acc[best_epoch - 1])
-    if turned or n['gap'] > gap_tolerance:
-        verdict = 'overfitting'
-        message = (f"OVERFITTING: training accuracy {100 * n['final_train_acc']:.2f}% against "
-                   f"validation {100 * n['final_val_acc']:.2f}% (gap {100 * n['gap']:.2f} points); "
-                   f"the validation loss was lowest at epoch {best_epoch} "
-                   f"({n['min_val_loss']:.4f}) and is {n['final_val_loss']:.4f} at epoch {epochs}"
-                   f" ({100 * n['val_loss_rise']:+.1f}%). Stop earlier, add weight decay or "
-                   f"dropout, or get more data (notes §4.2).")
-    elif (n['val_acc_gain_per_epoch'] > improving_tolerance
-          or n['val_loss_fall_per_epoch'] > loss_improving_tolerance):
-        verdict = 'still improving'
-        message = (f"STILL IMPROVING: over the last {window} epochs the validation accuracy "
-                   f"changed by {100 * n['val_acc_gain_per_epoch']:+.2f} points per epoch (now "
-                   f"{100 * n['final_val_acc']:.2f}%) and its loss by "
-                   f"{-100 * n['val_loss_fall_per_epoch']:+.1f}% per epoch (now "
-                   f"{n['final_val_loss']:.4f}): train longer or with a larger learning rate.")
-    elif n['final_train_acc'] < fit_threshold:
-        verdict = 'underfitting'
-        message = (f"UNDERFITTING: training and validation accuracy agree "
-                   f"({100 * n['final_train_acc']:.2f}% against {100 * n['final_val_acc']:.2f}%, "
-                   f"gap {100 * n['gap']:.2f} points) and have stopped improving "
-                   f"({100 * n['val_acc_gain_per_epoch']:+.2f} points per epoch), below "
-                   f"{100 * fit_threshold:g}% on the training set itself: the model has no "
-                   f"capacity left to fit it better. A larger model (hidden layers) should do "
-                   f"better.")
-    else:
-        verdict = 'good fit'
-        message = (f"GOOD FIT: the curves have levelled off at {100 * n['final_train_acc']:.2f}% "
-                   f"training and {100 * n['final_val_acc']:.2f}% validation accuracy (gap "
-                   f"{100 * n['gap']:.2f} points), the validation loss at its minimum.")
-    return CurveDiagnosis(verdict, numbers, message)
+
+
+def curve_message(verdict, n, fit_threshold):
+    """The verdict in words, with the numbers `n` (curve_numbers) behind it and what to do."""
+    if verdict == 'overfitting':
+        return (f"OVERFITTING: training accuracy {100 * n['final_train_acc']:.2f}% against "
+                f"validation {100 * n['final_val_acc']:.2f}% (gap {100 * n['gap']:.2f} points); "
+                f"the validation loss was lowest at epoch {n['min_val_loss_epoch']} "
+                f"({n['min_val_loss']:.4f}) and is {n['final_val_loss']:.4f} at epoch {n['epochs']}"
+                f" ({100 * n['val_loss_rise']:+.1f}%). Stop earlier, add weight decay or "
+                f"dropout, or get more data (notes §4.2).")
+    if verdict == 'still improving':
+        return (f"STILL IMPROVING: over the last {n['window']} epochs the validation accuracy "
+                f"changed by {100 * n['val_acc_gain_per_epoch']:+.2f} points per epoch (now "
+                f"{100 * n['final_val_acc']:.2f}%) and its loss by "
+                f"{-100 * n['val_loss_fall_per_epoch']:+.1f}% per epoch (now "
+                f"{n['final_val_loss']:.4f}): train longer or with a larger learning rate.")
+    if verdict == 'underfitting':
+        return (f"UNDERFITTING: training and validation accuracy agree "
+                f"({100 * n['final_train_acc']:.2f}% against {100 * n['final_val_acc']:.2f}%, "
+                f"gap {100 * n['gap']:.2f} points) and have stopped improving "
+                f"({100 * n['val_acc_gain_per_epoch']:+.2f} points per epoch), below "
+                f"{100 * fit_threshold:g}% on the training set itself: the model has no "
+                f"capacity left to fit it better. A larger model (hidden layers) should do "
+                f"better.")
+    return (f"GOOD FIT: the curves have levelled off at {100 * n['final_train_acc']:.2f}% "
+            f"training and {100 * n['final_val_acc']:.2f}% validation accuracy (gap "
+            f"{100 * n['gap']:.2f} points), the validation loss at its minimum.")
 
 
 # ---------------------------------------------------------------------------
@@ -967,73 +1131,106 @@ def run_all(data_root='data', out_dir='outputs/recipe', workers=2, coarse_trials
 
     Returns a dict of what each step found (and the seconds it took).
     """
-    import visualize
-
+    check_counts(coarse_trials, fine_trials, workers)
     out_dir = Path(out_dir)
+    check_writable(out_dir, 'the output folder', folder=True)
+    load_results(out_dir / 'search.jsonl')            # a damaged results file stops us before training
     base = {'data_root': str(Path(data_root).resolve()), 'seed': seed}
-    timings, found = {}, {}
-    clock = time.perf_counter()
+    timings, clock = {}, time.perf_counter()
 
-    log("== Step 1: initial loss ==")
-    check = check_initial_loss(base)
-    log(check)
-    timings['1 initial loss'] = time.perf_counter() - clock
+    def step(title, name, run):
+        log(title)
+        start = time.perf_counter()
+        result = run()
+        timings[name] = time.perf_counter() - start
+        return result
 
-    log("\n== Step 2: overfit 50 images ==")
-    t = time.perf_counter()
-    overfit = overfit_small_subset(base)
-    log(overfit)
-    timings['2 overfit'] = time.perf_counter() - t
-
-    log("\n== Step 3: learning-rate range test ==")
-    t = time.perf_counter()
-    lr_result = lr_range_test(base)
-    log(lr_result)
-    visualize.plot_lr_range(lr_result, out_dir / 'lr_range.png')
-    timings['3 lr range'] = time.perf_counter() - t
-
-    log(f"\n== Step 4: random search, {workers} worker process(es) ==")
-    t = time.perf_counter()
-    space = dict(SEARCH_SPACE)
-    if lr_result.suggested_range:             # search a decade either side of step 3's range
-        low, high = lr_result.suggested_range
-        space['learning_rate'] = (low / 10, high * 10, 'log')
-    search = random_search(base, out_dir / 'search.jsonl', space=space,
-                           coarse_trials=coarse_trials, fine_trials=fine_trials, seed=seed,
-                           workers=workers, extra_fine=[HOMEWORK_DEFAULT], log=log)
-    log(search.table())
-    visualize.plot_search_results(search.trials, list(search.space), out_dir / 'search.png')
-    timings['4 search'] = time.perf_counter() - t
-
-    def is_reference(trial):
-        return all(trial['cfg'][k] == v for k, v in HOMEWORK_DEFAULT.items())
-
-    reference = next(r for r in search.trials if r['round'] == 'fine' and is_reference(r))
-    # The best setting the search found itself (the reference does not count).
-    best = min((r for r in search.trials if r['round'] == 'fine' and not is_reference(r)),
-               key=_rank)
-    log(f"\nBest searched setting: {_describe(best['cfg'])}, {best['cfg']['max_epoch']} epochs: "
-        f"val {100 * best['val_acc']:.2f}%; the homework default (lr 0.01, momentum 0.9, "
-        f"batch 100), same epochs: val {100 * reference['val_acc']:.2f}%")
-
-    log("\n== Step 5: learning curves of the best setting ==")
-    t = time.perf_counter()
-    diagnosis = diagnose_curves(best['history'])
-    log(diagnosis)
-    solver = Solver(dict(best['cfg'], verbose=False))      # the same seed: the same run again
-    solver.train()
-    test_loss, test_acc = solver.test()
-    log(f"Test accuracy of the best setting: {100 * test_acc:.2f}% (test loss {test_loss:.4f})")
-    timings['5 curves + test'] = time.perf_counter() - t
+    check = step("== Step 1: initial loss ==", '1 initial loss', lambda: _log(log, check_initial_loss(base)))
+    overfit = step("\n== Step 2: overfit 50 images ==", '2 overfit',
+                   lambda: _log(log, overfit_small_subset(base)))
+    lr_result = step("\n== Step 3: learning-rate range test ==", '3 lr range',
+                     lambda: _lr_range_step(base, out_dir, log))
+    best, reference = step(f"\n== Step 4: random search, {workers} worker process(es) ==", '4 search',
+                           lambda: _search_step(base, out_dir, lr_result, coarse_trials, fine_trials, seed,
+                                                workers, log))
+    diagnosis, test_loss, test_acc = step("\n== Step 5: learning curves of the best setting ==",
+                                          '5 curves + test', lambda: _curves_step(best, log))
     timings['total'] = time.perf_counter() - clock
     log('Seconds per step: ' + ', '.join(f'{k} {v:.1f}' for k, v in timings.items()))
-    found.update(initial_loss=asdict(check), overfit=asdict(overfit),
-                 lr_range=asdict(lr_result), best=best, reference=reference,
-                 diagnosis=asdict(diagnosis), test_acc=test_acc, test_loss=test_loss,
+    found = dict(initial_loss=asdict(check), overfit=asdict(overfit), lr_range=asdict(lr_result), best=best,
+                 reference=reference, diagnosis=asdict(diagnosis), test_acc=test_acc, test_loss=test_loss,
                  timings=timings, workers=workers)
     with atomic_write(out_dir / 'recipe.json', 'w') as f:
         json.dump(found, f, indent=1)
     return found
+
+
+def _log(log, result):
+    log(result)
+    return result
+
+
+def _lr_range_step(base, out_dir, log):
+    """Step 3, and its picture."""
+    import visualize
+    lr_result = _log(log, lr_range_test(base))
+    visualize.plot_lr_range(lr_result, out_dir / 'lr_range.png')
+    return lr_result
+
+
+def _is_reference(trial):
+    """Is this trial the homework's default setting?"""
+    return all(trial['cfg'][k] == v for k, v in HOMEWORK_DEFAULT.items())
+
+
+def _search_step(base, out_dir, lr_result, coarse_trials, fine_trials, seed, workers, log):
+    """Step 4: the search, a decade either side of step 3's range, with the
+    homework default in the fine round. Returns (best searched trial, the default's trial)."""
+    import visualize
+    space = dict(SEARCH_SPACE)
+    if lr_result.suggested_range:
+        low, high = lr_result.suggested_range
+        space['learning_rate'] = (low / 10, high * 10, 'log')
+    search = random_search(base, out_dir / 'search.jsonl', space=space, coarse_trials=coarse_trials,
+                           fine_trials=fine_trials, seed=seed, workers=workers, extra_fine=[HOMEWORK_DEFAULT],
+                           log=log)
+    log(search.table())
+    visualize.plot_search_results(search.trials, list(search.space), out_dir / 'search.png')
+    fine = [r for r in search.trials if r['round'] == 'fine']
+    reference = next(r for r in fine if _is_reference(r))
+    best = min((r for r in fine if not _is_reference(r)), key=_rank)   # what the search found itself
+    log(f"\nBest searched setting: {_describe(best['cfg'])}, {best['cfg']['max_epoch']} epochs: "
+        f"val {_percent(best['val_acc'])}; the homework default (lr 0.01, momentum 0.9, "
+        f"batch 100), same epochs: val {_percent(reference['val_acc'])}")
+    return best, reference
+
+
+def _percent(acc):
+    return 'diverged' if acc is None else f"{100 * acc:.2f}%"
+
+
+def _curves_step(best, log):
+    """Step 5: the diagnosis of the best setting's curves, and its test accuracy
+    (the same cfg and seed train the same run again)."""
+    diagnosis = _log(log, diagnose_curves(best['history']))
+    solver = Solver(dict(best['cfg'], verbose=False))
+    solver.train()
+    test_loss, test_acc = solver.test()
+    log(f"Test accuracy of the best setting: {100 * test_acc:.2f}% (test loss {test_loss:.4f})")
+    return diagnosis, test_loss, test_acc
+
+
+def _count(least):
+    """An argparse type: an integer >= least, with a one-line error otherwise."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {least}, got {text!r}")
+        return value
+    return parse
 
 
 def main(argv=None):
@@ -1044,18 +1241,18 @@ def main(argv=None):
     p_all.add_argument('--data_root', default=str(REPO_ROOT / 'data'))
     p_all.add_argument('--out', default=str(REPO_ROOT / 'outputs' / 'recipe'),
                        help='folder for figures and tables (default: outputs/recipe)')
-    p_all.add_argument('--workers', type=int, default=2)
-    p_all.add_argument('--coarse', type=int, default=16, help='coarse trials')
-    p_all.add_argument('--fine', type=int, default=8, help='fine trials')
+    p_all.add_argument('--workers', type=_count(0), default=2, help='worker processes (0: this process)')
+    p_all.add_argument('--coarse', type=_count(1), default=16, help='coarse trials')
+    p_all.add_argument('--fine', type=_count(1), default=8, help='fine trials')
     p_all.add_argument('--seed', type=int, default=0)
 
     p_search = sub.add_parser('search', help='step 4 only; --emit-commands for a cluster')
     p_search.add_argument('--data_root', default=str(REPO_ROOT / 'data'))
     p_search.add_argument('--results', required=True, help='JSON-lines file of finished trials')
     p_search.add_argument('--round', choices=('coarse', 'fine', 'both'), default='both')
-    p_search.add_argument('--workers', type=int, default=2)
-    p_search.add_argument('--coarse', type=int, default=16)
-    p_search.add_argument('--fine', type=int, default=8)
+    p_search.add_argument('--workers', type=_count(0), default=2, help='worker processes (0: this process)')
+    p_search.add_argument('--coarse', type=_count(1), default=16)
+    p_search.add_argument('--fine', type=_count(1), default=8)
     p_search.add_argument('--seed', type=int, default=0)
     p_search.add_argument('--emit-commands', default=None, metavar='FILE',
                           help="write the round's trials as one shell command per line instead "
@@ -1075,21 +1272,39 @@ def main(argv=None):
     sub.add_parser('worker', help='(internal) run cfgs read from stdin')
     args = parser.parse_args(argv)
 
-    if args.command == 'worker':
-        _worker_loop()
-    elif args.command == 'all':
-        run_all(args.data_root, args.out, args.workers, args.coarse, args.fine, args.seed)
-    elif args.command == 'trial':
+    try:
+        if args.command == 'worker':
+            _worker_loop()
+        elif args.command == 'all':
+            run_all(args.data_root, args.out, args.workers, args.coarse, args.fine, args.seed)
+        elif args.command == 'trial':
+            _trial_command(args)
+        elif args.command == 'merge':
+            added = merge_results(args.files, args.results)
+            print(f"{added} new trial(s) added to {args.results} "
+                  f"({len(load_results(args.results))} in all)")
+        else:
+            _search_command(args)
+    except ResultsError as error:
+        sys.exit(f"error: {error}")
+
+
+def _trial_command(args):
+    """`trial`: train one cfg and write its result file; the file's folder is
+    checked first, and a result that cannot be written is printed instead."""
+    try:
         cfg = json.loads(args.cfg)
-        result = dict({'key': trial_key(cfg), 'round': args.round, 'cfg': cfg}, **run_trial(cfg))
+    except ValueError as error:
+        raise ResultsError(f"--cfg is not JSON ({error})") from None
+    check_writable(args.out, 'the trial result file')
+    result = dict({'key': trial_key(cfg), 'round': args.round, 'cfg': cfg}, **run_trial(cfg))
+    try:
         with atomic_write(args.out, 'w') as f:
             json.dump(result, f)
-    elif args.command == 'merge':
-        added = merge_results(args.files, args.results)
-        print(f"{added} new trial(s) added to {args.results} "
-              f"({len(load_results(args.results))} in all)")
-    else:
-        _search_command(args)
+    except OSError as error:
+        print(json.dumps(result))
+        sys.exit(f"error: {args.out} could not be written ({error}); the result is the JSON line printed "
+                 f"above: save it as a file and merge it")
 
 
 def _search_command(args):
@@ -1113,6 +1328,7 @@ def _search_command(args):
             trials = make_trials(base, settings, 'fine', FINE_EPOCHS)
         else:
             sys.exit("--emit-commands writes one round: give --round coarse or --round fine")
+        check_writable(args.trial_dir, 'the trial directory', folder=True)
         count = emit_commands(trials, args.emit_commands, args.trial_dir, args.results,
                               python=sys.executable)
         print(f"Wrote {count} commands to {args.emit_commands}; run them (e.g. "

@@ -32,11 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-_TESTS = Path(__file__).resolve().parents[2] / 'tests'
-if str(_TESTS) not in sys.path:
-    sys.path.append(str(_TESTS))   # tests/gradcheck.py: the project's comparison and its messages
-
-from gradcheck import assert_close  # noqa: E402
+from testkit.gradients import assert_close   # the comparison and messages the tests use too
+from testkit.vectorised import executed_lines, growing_lines, loop_message
 
 
 class CheckFailed(Exception):
@@ -133,7 +130,7 @@ def load_outputs(path, expected):
 
 def close(got, expected, name, rtol=1e-7, atol=0.0):
     """Fail unless got matches expected: says which array, the relative error
-    and the first differing index (tests/gradcheck.py's assert_close)."""
+    and the first differing index (testkit.gradients.assert_close)."""
     got = np.asarray(got)
     expected = np.asarray(expected)
     if got.shape != expected.shape:
@@ -149,6 +146,69 @@ def compare_all(rtol=1e-7, atol=0.0, names=None):
     def compare(got, expected, inputs):
         for key in names or sorted(expected):
             close(got[key], expected[key], key, rtol=rtol, atol=atol)
+    return compare
+
+
+# ---------------------------------------------------------------------------
+# Vectorisation: line counts measured in the child, judged here
+# ---------------------------------------------------------------------------
+
+def traced(make_run, files, sizes):
+    """(line counts, value) of the code that make_run(size) returns, run for
+    a small and a large size under testkit.vectorised.executed_lines. A helper
+    of the child functions (sent with executed_lines).
+
+    make_run(size) -> (run, value): run() calls the code under test once;
+    value() returns what it computed (an array), so that only correct code
+    can pass. Returns the counts as rows [file index, line, times for the
+    small size, times for the large one, depth] (int64, (L, 5)) and the
+    value of the large run (float64).
+    """
+    import os
+    import numpy as np
+    names = [os.path.basename(f) for f in files]
+    counts, depths = [], {}
+    for size in sizes:
+        run, value = make_run(int(size))
+        counts.append(executed_lines(run, files, depths))  # noqa: F821  (sent with this helper)
+    rows = [[names.index(file), line, counts[0].get((file, line), 0), counts[1].get((file, line), 0),
+             depths[(file, line)]] for file, line in set(counts[0]) | set(counts[1])]
+    return np.array(sorted(rows), dtype=np.int64).reshape(-1, 5), np.asarray(value(), dtype=np.float64)
+
+
+VECTORISED_HELPERS = [executed_lines, traced]
+
+
+def counts_of_rows(rows, files):
+    """The two Counters and the depths of traced()'s rows (untrusted: checked here)."""
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.shape[1] != 5 or rows.dtype.kind not in 'iu' or np.any(rows < 0) \
+            or np.any(rows[:, 0] >= len(files)):
+        raise CheckFailed("the line counts of this check could not be read (was the tracer changed?)")
+    keys = [(files[f], int(line)) for f, line, _, _, _ in rows]
+    return ({key: int(a) for key, a in zip(keys, rows[:, 2])}, {key: int(b) for key, b in zip(keys, rows[:, 3])},
+            {key: int(d) for key, d in zip(keys, rows[:, 4])})
+
+
+def compare_vectorised(files, parts):
+    """A compare() for a vectorisation check: every part's value must match
+    the reference's (loosely: the values are graded by other checks), then
+    no line of `files` (names) may run once more per element.
+
+    parts: [(label, what, sizes key)]: the child returns 'value: <label>'
+    and 'line counts: <label>' (traced()); inputs[sizes key] holds the small
+    and large size; `what` says what the size counts, for the message.
+    """
+    def compare(got, expected, inputs):
+        for label, _, _ in parts:
+            close(got[f'value: {label}'], expected[f'value: {label}'], f'{label} (the values of the traced run)',
+                  rtol=1e-6, atol=1e-12)
+        for label, what, sizes in parts:
+            small, large = (int(s) for s in inputs[sizes])
+            small_counts, large_counts, depths = counts_of_rows(got[f'line counts: {label}'], files)
+            growing = growing_lines(small_counts, large_counts, small, large, depths)
+            if growing:
+                raise CheckFailed(loop_message(label, what, growing, small, large))
     return compare
 
 

@@ -13,7 +13,7 @@ reference.
 
 import numpy as np
 
-from checks import Check, compare_all
+from checks import VECTORISED_HELPERS, Check, compare_all, compare_vectorised
 
 
 # ---------------------------------------------------------------------------
@@ -40,6 +40,14 @@ def pool_inputs(rng):
     x[:, :, :k, :k] = 0.0                       # a window of ties: the delta goes to its first pixel
     return {'x': x, 'kernel_size': np.array(k), 'pad': np.array(pad),
             'delta': rng.normal(size=(n, c, h_out, w_out))}
+
+
+def vectorised_inputs(rng, batch_sizes=(2, 10), image_sizes=(6, 14)):
+    """Images for the largest batch and image size; the child cuts the smaller ones out."""
+    n, h = batch_sizes[1], image_sizes[1]
+    return {'batch sizes': np.array(batch_sizes), 'image sizes': np.array(image_sizes),
+            'x': rng.normal(size=(n, 2, h, h)), 'W': rng.normal(size=(3, 2, 3, 3)), 'b': rng.normal(size=3),
+            'delta': rng.normal(size=(n, 3, h, h))}
 
 
 # ---------------------------------------------------------------------------
@@ -93,6 +101,57 @@ def avg_pool_child(inputs, modules):
             'AvgPoolingLayer.backward delta for the layer below': np.asarray(layer_dx, dtype=np.float64)}
 
 
+# What vectorised_child traces: the functions, each for a growing batch and a
+# growing image (a loop over the output rows or pixels grows with the image).
+VECTORISED_FUNCTIONS = ['conv_forward', 'conv_backward', 'max_pool_forward', 'max_pool_backward',
+                        'avg_pool_forward', 'avg_pool_backward']
+VECTORISED_SIZES = [('batch sizes', 'images in the batch'), ('image sizes', 'rows of the image')]
+
+
+def vectorised_child(inputs, modules):
+    """Line counts of im2col.py for each function of VECTORISED_FUNCTIONS,
+    once for a small and a large batch (images of 6 x 6) and once for a
+    small and a large image (2 images), with the value of each large run.
+    Convolution: 3 x 3 kernel, padding 1; pooling: 2 x 2 windows."""
+    import os
+    import numpy as np
+    im2col = modules.im2col
+    files = [os.path.abspath(im2col.__file__)]
+
+    def make(function, n, h):
+        x, W, b = inputs['x'][:n, :, :h, :h].copy(), inputs['W'], inputs['b']
+        conv_out, cols = im2col.conv_forward(x, W, b, 1)
+        pooled, x_pad = im2col.max_pool_forward(x, 2, 0)
+        conv_delta = inputs['delta'][:n, :, :h, :h].copy()
+        pool_delta = inputs['delta'][:n, :2, :h // 2, :h // 2].copy()
+        calls = {'conv_forward': lambda: im2col.conv_forward(x, W, b, 1)[0],
+                 'conv_backward': lambda: im2col.conv_backward(conv_delta, cols, x.shape, W, 1),
+                 'max_pool_forward': lambda: im2col.max_pool_forward(x, 2, 0)[0],
+                 'max_pool_backward': lambda: im2col.max_pool_backward(pool_delta, pooled, x_pad, 2, 0),
+                 'avg_pool_forward': lambda: im2col.avg_pool_forward(x, 2, 0),
+                 'avg_pool_backward': lambda: im2col.avg_pool_backward(pool_delta, x.shape, 2, 0)}
+        result = {}
+
+        def run():
+            result['value'] = calls[function]()
+        def value():
+            arrays = result['value'] if isinstance(result['value'], tuple) else (result['value'],)
+            return np.concatenate([np.ravel(a) for a in arrays if a is not None])
+        return run, value
+
+    small_batch, small_image = int(inputs['batch sizes'][0]), int(inputs['image sizes'][0])
+    out = {}
+    for function in VECTORISED_FUNCTIONS:  # noqa: F821  (a constant of the check)
+        for sizes, _ in VECTORISED_SIZES:  # noqa: F821
+            label = f'{function} ({sizes[:-1]})'
+            if sizes == 'batch sizes':
+                maker = lambda n, f=function: make(f, n, small_image)  # noqa: E731
+            else:
+                maker = lambda h, f=function: make(f, small_batch, h)  # noqa: E731
+            out[f'line counts: {label}'], out[f'value: {label}'] = traced(maker, files, inputs[sizes])  # noqa: F821
+    return out
+
+
 # ---------------------------------------------------------------------------
 # The checks
 # ---------------------------------------------------------------------------
@@ -106,4 +165,12 @@ def checks(root):
                              "in MaxPoolingLayer", pool_inputs, max_pool_child, compare_all(rtol=1e-8, atol=1e-12)),
         Check('avg_pooling', "avg_pool_forward and avg_pool_backward, alone and in AvgPoolingLayer",
               pool_inputs, avg_pool_child, compare_all(rtol=1e-8, atol=1e-12)),
+        Check('vectorised', "no Python loop over the images of a batch or the rows and pixels of an image in "
+                            "convolution and pooling, forward and backward (loops over the k·k kernel offsets "
+                            "are fine)", vectorised_inputs, vectorised_child,
+              compare_vectorised(['im2col.py'], [(f'{function} ({sizes[:-1]})', what, sizes)
+                                                 for function in VECTORISED_FUNCTIONS
+                                                 for sizes, what in VECTORISED_SIZES]),
+              constants={'VECTORISED_FUNCTIONS': VECTORISED_FUNCTIONS, 'VECTORISED_SIZES': VECTORISED_SIZES},
+              helpers=VECTORISED_HELPERS),
     ]

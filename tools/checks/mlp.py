@@ -12,7 +12,8 @@ student initialises. Expected values come from the reference.
 
 import numpy as np
 
-from checks import Check, CheckFailed, close, compare_all, image_mean, mnist
+from checks import (VECTORISED_HELPERS, Check, CheckFailed, close, compare_all, compare_vectorised, image_mean,
+                    mnist)
 from checks.softmax import EPOCHS, TRAIN_SUBSET
 
 
@@ -46,6 +47,12 @@ def decay_inputs(rng, steps=4):
     inputs.update(learning_rate=np.array(rng.uniform(0.01, 0.3)), momentum=np.array(rng.uniform(0.5, 0.95)),
                   weight_decay=np.array(rng.uniform(0.001, 0.1)))
     return inputs
+
+
+def vectorised_inputs(rng, large=40):
+    return {'sizes': np.array([8, large]), 'x': rng.normal(size=(large, 6)), 'delta': rng.normal(size=(large, 4)),
+            'labels': rng.integers(0, 4, size=large), 'W': rng.normal(scale=0.5, size=(6, 4)),
+            'b': rng.normal(scale=0.5, size=(1, 4)), 'W_rows': rng.normal(size=(large, 3))}
 
 
 def training_inputs(rng, root, hidden=64):
@@ -144,6 +151,69 @@ def decay_child(inputs, modules):
     return out
 
 
+# What vectorised_child traces: (label, what the size counts).
+VECTORISED_PARTS = [('FCLayer.forward and backward', 'samples in the batch'),
+                    ('ReLULayer.forward and backward', 'samples in the batch'),
+                    ('SigmoidLayer.forward and backward', 'samples in the batch'),
+                    ('SoftmaxCrossEntropyLossLayer.forward and backward', 'samples in the batch'),
+                    ('EuclideanLossLayer.forward and backward', 'samples in the batch'),
+                    ('SGD.step with momentum and weight decay', 'rows of W')]
+
+
+def vectorised_child(inputs, modules):
+    """Line counts of layers.py, loss.py and optimizer.py for a small and a
+    large batch, one part at a time (the helper traced()), with the value
+    of each large run."""
+    import os
+    import numpy as np
+    files = [os.path.abspath(m.__file__) for m in (modules.layers, modules.loss, modules.optimizer)]
+    x, delta, labels, W, b = inputs['x'], inputs['delta'], inputs['labels'], inputs['W'], inputs['b']
+
+    def layer_run(layer, n, width):
+        """forward then backward of `layer` on n samples; the value: output,
+        delta below and the parameter gradients (if any)."""
+        result = {}
+
+        def run():
+            result['out'] = layer.forward(x[:n, :width].copy())
+            result['below'] = layer.backward(delta[:n, :result['out'].shape[1]].copy())
+        grads = lambda: [layer.grad_W, layer.grad_b] if hasattr(layer, 'grad_W') else []  # noqa: E731
+        return run, lambda: np.concatenate([np.ravel(a) for a in [result['out'], result['below']] + grads()])
+
+    def fc(n):
+        layer = modules.layers.FCLayer(W.shape[0], W.shape[1])
+        layer.W, layer.b = W.copy(), b.copy()
+        return layer_run(layer, n, W.shape[0])
+
+    def activation(name):
+        return lambda n: layer_run(getattr(modules.layers, name)(), n, 4)
+
+    def criterion(name):
+        def make(n):
+            layer, result = getattr(modules.loss, name)(), {}
+
+            def run():
+                result['loss'] = layer.forward(x[:n, :4].copy(), labels[:n])
+                result['grad'] = layer.backward()
+            return run, lambda: np.append(np.ravel(result['grad']), float(result['loss']))
+        return make
+
+    def step(n):
+        layer = modules.layers.FCLayer(n, 3)          # W is (n, 3): a loop over its rows would grow
+        layer.W, layer.b = inputs['W_rows'][:n].copy(), np.zeros((1, 3))
+        layer.grad_W, layer.grad_b = np.ones_like(layer.W), np.ones_like(layer.b)
+        optimizer = modules.optimizer.SGD(modules.layers.Network([layer]), 0.1, 0.9, weight_decay=0.01)
+        optimizer.step()                               # the first step creates the velocities
+        return optimizer.step, lambda: np.array(layer.W)
+
+    makers = [fc, activation('ReLULayer'), activation('SigmoidLayer'), criterion('SoftmaxCrossEntropyLossLayer'),
+              criterion('EuclideanLossLayer'), step]
+    out = {}
+    for (label, _), make in zip(VECTORISED_PARTS, makers):  # noqa: F821  (a constant of the check)
+        out[f'line counts: {label}'], out[f'value: {label}'] = traced(make, files, inputs['sizes'])  # noqa: F821
+    return out
+
+
 def mlp_training_child(inputs, modules):
     """784-64-10 with ReLU, softmax cross-entropy, SGD with momentum and weight decay."""
     import numpy as np
@@ -221,6 +291,11 @@ def checks(root):
               network_inputs, network_child, compare_all(rtol=1e-7, atol=1e-12), helpers=[build_network]),
         Check('weight_decay', "SGD with momentum and weight decay over 4 steps on a network, in place",
               decay_inputs, decay_child, compare_decay, helpers=[build_network]),
+        Check('vectorised', "no Python loop over the samples in the layers and criteria, nor over the rows of W "
+                            "in SGD.step", vectorised_inputs, vectorised_child,
+              compare_vectorised(['layers.py', 'loss.py', 'optimizer.py'],
+                                 [(label, what, 'sizes') for label, what in VECTORISED_PARTS]),
+              constants={'VECTORISED_PARTS': VECTORISED_PARTS}, helpers=VECTORISED_HELPERS),
         Check('mnist_mlp_training', "a short MLP training run on MNIST; the grader computes the test accuracy",
               lambda rng: training_inputs(rng, root), mlp_training_child, compare_training(root),
               helpers=[build_network]),

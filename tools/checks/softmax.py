@@ -11,7 +11,8 @@ tools/checks/__init__.py), never from numbers written here.
 
 import numpy as np
 
-from checks import Check, CheckFailed, close, compare_all, image_mean, mnist
+from checks import (VECTORISED_HELPERS, Check, CheckFailed, close, compare_all, compare_vectorised, image_mean,
+                    mnist)
 from checks import softmax_hidden
 
 # ---------------------------------------------------------------------------
@@ -154,19 +155,16 @@ def plain_and_frozen_child(inputs, modules):
 
 
 def vectorised_child(inputs, modules):
-    """Counts how often each line of loss.py and optimizer.py runs for a small
-    and a large size (tests/selfcheck.py's method); also returns the values of
-    the large run, so that only correct code can pass."""
+    """Line counts of loss.py and optimizer.py for a small and a large size
+    (testkit.vectorised's method, through the helper traced()); also the
+    value of the large run, so that only correct code can pass."""
     import os
-    import sys
     import numpy as np
-    what = str(inputs['what'])
+    what, label = str(inputs['what']), str(inputs['label'])
     files = [os.path.abspath(modules.loss.__file__), os.path.abspath(modules.optimizer.__file__)]
-    sizes = [int(s) for s in inputs['sizes']]
     x, labels = inputs['x'], inputs['labels']
-    rows = []
 
-    def run(size):
+    def make_run(size):
         if what == 'step':
             model = modules.loss.SoftmaxCrossEntropyLoss(size, 3)   # W is (size, 3)
             model.W, model.b = x[:size, :3].copy(), x[:1, :3].copy()
@@ -183,37 +181,8 @@ def vectorised_child(inputs, modules):
         model.forward(x[:size], labels[:size])
         return model.gradient_computing, lambda: np.array(model.grad_W)
 
-    counts = []
-    value = None
-    for size in sizes:
-        call, result = run(size)
-        seen = {}
-
-        def lines(frame, event, arg):
-            if event == 'line':
-                key = (frame.f_code.co_filename, frame.f_lineno)
-                seen[key] = seen.get(key, 0) + 1
-            return lines
-
-        def calls(frame, event, arg):
-            if os.path.abspath(frame.f_code.co_filename) in files:
-                key = (frame.f_code.co_filename, frame.f_code.co_firstlineno)
-                seen[key] = seen.get(key, 0) + 1
-                return lines
-            return None
-
-        previous = sys.gettrace()
-        sys.settrace(calls)
-        try:
-            call()
-        finally:
-            sys.settrace(previous)
-        counts.append(seen)
-        value = result()
-    for key in set(counts[0]) | set(counts[1]):
-        rows.append([files.index(os.path.abspath(key[0])), key[1], counts[0].get(key, 0), counts[1].get(key, 0)])
-    return {'line counts': np.array(sorted(rows), dtype=np.int64).reshape(-1, 4),
-            'value of the large run': np.asarray(value, dtype=np.float64)}
+    counts, value = traced(make_run, files, inputs['sizes'])  # noqa: F821  (a helper of the check)
+    return {f'line counts: {label}': counts, f'value: {label}': value}
 
 
 def training_child(inputs, modules):
@@ -286,30 +255,15 @@ def compare_momentum(got, expected, inputs):
                               f"(param += ...), not bind new arrays") from None
 
 
-def compare_vectorised(name, what):
-    def compare(got, expected, inputs):
-        # only a gate (the values are graded by the other checks): loose enough for log(prob + EPS)
-        close(got['value of the large run'], expected['value of the large run'],
-              f'{name} (the values of the traced run)', rtol=1e-6, atol=1e-12)
-        small, large = (int(s) for s in inputs['sizes'])
-        files = ('loss.py', 'optimizer.py')
-        growing = [(files[f], line, a, b) for f, line, a, b in got['line counts'] if b - a >= (large - small) // 2]
-        if growing:
-            where = ', '.join(f"{f} line {line} ({a} times for {small}, {b} times for {large})"
-                              for f, line, a, b in growing[:5])
-            raise CheckFailed(f"{name} is not vectorised: a Python loop runs once per element of the {what}. "
-                              f"Lines executed more often for {large} than for {small}: {where}. Replace the "
-                              f"loop by whole-array NumPy operations (@, broadcasting, .sum(axis=...)).")
-    return compare
-
-
-def vectorised_inputs(what):
-    def make(rng):
-        inputs = {'what': np.array(what), 'sizes': np.array([8, 40]), 'x': rng.normal(size=(40, 6)),
-                  'labels': rng.integers(0, 4, size=40), 'W': rng.normal(scale=0.1, size=(6, 4)),
-                  'b': rng.normal(scale=0.1, size=(1, 4))}
-        return inputs
-    return make
+def vectorised_check(name, about, what, label, elements):
+    """A check that `label` ('SGD.step', ...) has no Python loop over the `elements`."""
+    def make_inputs(rng):
+        return {'what': np.array(what), 'label': np.array(label), 'sizes': np.array([8, 40]),
+                'x': rng.normal(size=(40, 6)), 'labels': rng.integers(0, 4, size=40),
+                'W': rng.normal(scale=0.1, size=(6, 4)), 'b': rng.normal(scale=0.1, size=(1, 4))}
+    return Check(name, about, make_inputs, vectorised_child,
+                 compare_vectorised(['loss.py', 'optimizer.py'], [(label, elements, 'sizes')]),
+                 helpers=VECTORISED_HELPERS)
 
 
 def momentum_inputs(rng, steps=5, shape=(7, 4)):
@@ -380,13 +334,11 @@ def checks(root):
               momentum_inputs, momentum_child, compare_momentum),
         Check('plain_sgd_and_frozen', "momentum 0 is plain SGD; a model with trainable=False is left alone",
               lambda rng: momentum_inputs(rng, steps=2), plain_and_frozen_child, compare_all(rtol=1e-9, atol=1e-12)),
-        Check('vectorised_forward', "forward has no Python loop over the samples",
-              vectorised_inputs('forward'), vectorised_child,
-              compare_vectorised('SoftmaxCrossEntropyLoss.forward', 'samples in the batch')),
-        Check('vectorised_gradient', "gradient_computing has no Python loop over the samples",
-              vectorised_inputs('gradient'), vectorised_child,
-              compare_vectorised('SoftmaxCrossEntropyLoss.gradient_computing', 'samples in the batch')),
-        Check('vectorised_step', "SGD.step has no Python loop over the entries of W",
-              vectorised_inputs('step'), vectorised_child, compare_vectorised('SGD.step', 'entries of W')),
+        vectorised_check('vectorised_forward', "forward has no Python loop over the samples", 'forward',
+                         'SoftmaxCrossEntropyLoss.forward', 'samples in the batch'),
+        vectorised_check('vectorised_gradient', "gradient_computing has no Python loop over the samples",
+                         'gradient', 'SoftmaxCrossEntropyLoss.gradient_computing', 'samples in the batch'),
+        vectorised_check('vectorised_step', "SGD.step has no Python loop over the entries of W", 'step',
+                         'SGD.step', 'entries of W'),
         training_check(root),
     ] + softmax_hidden.checks(root)

@@ -39,6 +39,7 @@ def numerical_gradient(f, x, h=1e-6):
 
 def assert_close(actual, expected, name, rtol=1e-7, atol=0.0):
     """Fail with a message saying which array differs, where and by how much."""
+    __tracebackhide__ = True    # pytest: show the message, not this function's source
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
@@ -76,6 +77,7 @@ def check_gradient(f, x, analytic, name, rtol=1e-7, h=1e-6, atol=0.0):
     atol: entries whose absolute difference is below it pass whatever their
     relative error: central differences carry a rounding error of about
     1e-16 * |f| / h, which dominates for gradients near zero in deep networks."""
+    __tracebackhide__ = True
     assert_close(analytic, numerical_gradient(f, x, h), f"{name} (analytic vs numerical gradient)",
                  rtol=rtol, atol=atol)
 
@@ -85,6 +87,7 @@ def no_float_errors(what, advice):
     """Run a block with NumPy's overflow, invalid and divide warnings turned
     into a failure that says what overflowed and how to avoid it (instead of
     a bare FloatingPointError)."""
+    __tracebackhide__ = True
     try:
         with np.errstate(over='raise', invalid='raise', divide='raise'):
             yield
