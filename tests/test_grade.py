@@ -411,7 +411,6 @@ def test_no_hidden_or_reference_material_reaches_any_feedback(graded):
                if len(line) >= 20}
     text = graded['feedback']['leaking']
     assert graded['rows']['leaking']['status'] == 'crashed' and 'End of the output' in text
-    assert 'withheld' in text
     for name, feedback in graded['feedback'].items():
         for line in secret:
             assert line not in feedback, f"{name}: secret line in feedback: {line}"

@@ -89,14 +89,17 @@ class ReferenceModules(object):
 
 
 def load_checks(assignment, root):
-    """checks(root) of tools/checks/<assignment>.py ([] if the assignment has none yet)."""
-    try:
-        module = importlib.import_module(f'checks.{assignment}')
-    except ModuleNotFoundError as error:
-        if error.name in (f'checks.{assignment}',):
-            return []
-        raise
-    found = module.checks(Path(root))
+    """checks(root) of tools/checks/<assignment>.py, then of <assignment>_hidden.py
+    (its hidden checks), each optional ([] if the assignment has none yet)."""
+    found = []
+    for name in (assignment, f'{assignment}_hidden'):
+        try:
+            module = importlib.import_module(f'checks.{name}')
+        except ModuleNotFoundError as error:
+            if error.name == f'checks.{name}':
+                continue
+            raise
+        found += module.checks(Path(root))
     names = [check.name for check in found]
     if len(set(names)) != len(names):
         raise ValueError(f"tools/checks/{assignment}.py: two checks share a name")

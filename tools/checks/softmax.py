@@ -12,7 +12,6 @@ tools/checks/__init__.py), never from numbers written here.
 import numpy as np
 
 from checks import Check, CheckFailed, close, compare_all, image_mean, mnist
-from checks import softmax_hidden
 
 # ---------------------------------------------------------------------------
 # Inputs
@@ -389,4 +388,4 @@ def checks(root):
         Check('vectorised_step', "SGD.step has no Python loop over the entries of W",
               vectorised_inputs('step'), vectorised_child, compare_vectorised('SGD.step', 'entries of W')),
         training_check(root),
-    ] + softmax_hidden.checks(root)
+    ]
