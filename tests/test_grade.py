@@ -477,3 +477,11 @@ def test_process_guard_stops_a_run_at_its_time_limit(tmp_path):
     result = process_guard.run_contained([sys.executable, '-c', 'import time; time.sleep(1000)'], cwd=tmp_path,
                                          env={'PATH': os.environ['PATH']}, time_limit=3)
     assert result['stopped'] == 'time limit' and result['returncode'] is None
+
+
+@pytest.mark.parametrize('assignment', sorted(MANIFEST['assignments']))
+def test_every_assignment_has_hidden_checks_the_untouched_handout_fails(assignment):
+    import handout
+    from checks import load_checks
+    assert any(check.hidden for check in load_checks(assignment, REPO))
+    assert handout.validate_checks(REPO, assignment, log=lambda *args: None) == []

@@ -45,6 +45,8 @@ THROWAWAY_UID_BASE = 1_900_000_000   # per-submission user ids in 'separate user
 # folder, $3: newline-separated read-only folders; the rest: the command.
 NAMESPACE_SETUP = r'''
 set -e
+child_path=$PATH
+PATH=/usr/sbin:/sbin:/usr/bin:/bin
 root=$1; sandbox=$2; binds=$3; shift 3
 mount -t tmpfs -o mode=755 none "$root"
 mkdir -p "$root/sandbox" "$root/tmp" "$root/proc" "$root/dev" "$root/etc" "$root/.old"
@@ -67,7 +69,7 @@ umount -l /.old
 rmdir /.old
 mount -o remount,bind,ro /
 cd /sandbox
-exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$@"
+PATH=$child_path exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$@"
 '''
 
 
