@@ -485,3 +485,39 @@ def test_every_assignment_has_hidden_checks_the_untouched_handout_fails(assignme
     from checks import load_checks
     assert any(check.hidden for check in load_checks(assignment, REPO))
     assert handout.validate_checks(REPO, assignment, log=lambda *args: None) == []
+
+
+def test_the_assignment_is_read_from_the_submission_and_a_mismatch_names_both(tmp_path):
+    submissions = tmp_path / 'submissions'
+    (submissions / 'bob').mkdir(parents=True)
+    with zipfile.ZipFile(submissions / 'bob' / 'submission-mlp.zip', 'w') as zf:
+        zf.writestr('layers.py', 'x = 1\n')
+    (submissions / 'carol' / 'tools').mkdir(parents=True)
+    (submissions / 'carol' / 'tools' / 'submission.json').write_text('{"assignment": "mlp"}')
+    manifest = grade.af.load_manifest(REPO / 'tools' / 'assignments.json')
+    found = grade.find_submissions(submissions, log=None)
+    assert grade.class_assignment(manifest, None, found) == 'mlp'
+    with pytest.raises(grade.af.HandoutError, match="--assignment softmax, but 2 submission.*'mlp' assignment"):
+        grade.class_assignment(manifest, 'softmax', found)
+    (submissions / 'dave').mkdir()
+    (submissions / 'dave' / 'submission-cnn.zip').write_bytes(b'')
+    with pytest.raises(grade.af.HandoutError, match="several assignments: 'cnn' .*'mlp'"):
+        grade.class_assignment(manifest, None, grade.find_submissions(submissions, log=None))
+
+
+def test_gradescope_mode_writes_results_json(tmp_path):
+    (tmp_path / 'submission').mkdir()
+    (tmp_path / 'submission' / 'loss.py').write_text(LOSS)
+    (tmp_path / 'submission' / 'optimizer.py').write_text(OPTIMIZER)
+    results = tmp_path / 'results' / 'results.json'
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), '--gradescope',
+                             str(tmp_path / 'submission'), '--results', str(results), '--checks', 'momentum'],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(results.read_text())
+    assert data['score'] == data['max_score'] == POINTS['momentum'] + POINTS['hidden_momentum_many_steps']
+    assert {t['name'] for t in data['tests']} == {'momentum', '[hidden] hidden_momentum_many_steps'}
+    for test in data['tests']:
+        assert set(test) == {'name', 'score', 'max_score', 'output', 'visibility'}
+        assert test['visibility'] == ('after_due_date' if 'hidden' in test['name'] else 'visible')
+    assert 'Score: ' in data['output']

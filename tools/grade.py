@@ -3,6 +3,7 @@
     python tools/grade.py SUBMISSIONS_DIR --out grades.csv
     python tools/grade.py SUBMISSIONS_DIR --out grades.csv --jobs 2 --shard 1/4
     python tools/grade.py --merge shard-*/grades.csv --out grades.csv
+    python tools/grade.py --gradescope SUBMISSION --results results.json   (tools/run_autograder)
 
 SUBMISSIONS_DIR holds one folder or one .zip per student, named after the
 student (a folder may hold the student's zip), with the files of the
@@ -275,7 +276,8 @@ def find_submissions(folder, log=print):
             problem = (f"a {archive} archive: the grader opens .zip files and folders only; "
                        f"submit a .zip (python3 tools/quickstart.py submit makes one)")
         else:
-            log(f"ignored {printable(entry.name)}: not a folder or an archive")
+            if log:
+                log(f"ignored {printable(entry.name)}: not a folder or an archive")
             continue
         if name in seen:
             name = entry.name
@@ -283,6 +285,59 @@ def find_submissions(folder, log=print):
         seen.add(name)
         found.append((name, entry, problem))
     return found
+
+
+SUBMISSION_ZIP = re.compile(r'submission-([\w-]+)\.zip', re.IGNORECASE)   # as tools/submit.py names it
+
+
+def declared_assignment(path):
+    """The assignment a submission says it is for, or None: the name of its zip
+    (submission-<assignment>.zip, as tools/submit.py writes it, also inside a
+    folder) or the assignment in the handout's tools/submission.json it holds.
+    Read without following links and with a size cap."""
+    path = Path(path)
+    if path.is_symlink():
+        return None
+    entries = [p for p in path.iterdir() if not p.is_symlink()] if path.is_dir() else [path]
+    for entry in entries:
+        match = SUBMISSION_ZIP.fullmatch(entry.name)
+        if match and entry.is_file():
+            return match.group(1)
+    info = path / 'tools' / 'submission.json'
+    if path.is_dir() and info.is_file() and not info.is_symlink():
+        try:
+            value = json.loads(child_outputs.read_capped(str(info), 65536)).get('assignment')
+        except (child_outputs.OutputError, ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+    return None
+
+
+def class_assignment(manifest, asked, submissions):
+    """The assignment to grade: `asked` (--assignment) or, if None, the one the
+    submissions name (else the manifest's default). Raises HandoutError when a
+    submission names another one than --assignment, or submissions name several."""
+    declared = {}
+    for name, path, problem in submissions:
+        if not problem:
+            found = declared_assignment(path)
+            if found:
+                declared.setdefault(found, []).append(name)
+    if asked:
+        other = {a: names for a, names in declared.items() if a != asked}
+        if other:
+            a, names = sorted(other.items())[0]
+            raise af.HandoutError(f"--assignment {asked}, but {len(names)} submission(s) are for the '{a}' "
+                                  f"assignment (e.g. {', '.join(names[:3])}); grade them with --assignment {a}, "
+                                  f"or move them out of this folder")
+        return asked
+    if len(declared) > 1:
+        raise af.HandoutError("the submissions are for several assignments: " + '; '.join(
+            f"'{a}' ({', '.join(names[:3])})" for a, names in sorted(declared.items()))
+            + "; put each assignment's submissions in a folder of its own and give --assignment")
+    if declared:
+        return next(iter(declared))
+    return manifest.get('default_assignment') or next(iter(manifest['assignments']))
 
 
 def shard_of(submissions, shard):
@@ -863,6 +918,46 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
             shutil.rmtree(run.workspace, ignore_errors=True)
 
 
+def gradescope_results(run, result):
+    """A result in the Gradescope autograder format (results.json): score,
+    max_score, the feedback as output, and one test per check. Hidden checks
+    are shown after the due date, so that repeated submissions cannot probe them."""
+    tests = []
+    for row in result['rows']:
+        label = f"[hidden] {row['check']}" if row['hidden'] else row['check']
+        tests.append({'name': label, 'score': row['points'], 'max_score': row['max_points'],
+                      'output': f"{row['about']}" + (f"\n{row['message']}" if row['message'] else ''),
+                      'visibility': 'after_due_date' if row['hidden'] else 'visible'})
+    return {'score': sum(r['points'] for r in result['rows']), 'max_score': run.max_score(),
+            'output': feedback_text(run, result), 'visibility': 'visible', 'tests': tests}
+
+
+def grade_for_gradescope(root, submission, results_path, assignment, time_limit=None, check_timeout=None,
+                         memory_limit_mb=None, seed=None, python=None, isolation='auto', only=None, log=print):
+    """Grade one submission (folder or zip) and write results.json (gradescope_results)."""
+    results_path = Path(results_path)
+    run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb, python=python,
+                     isolation=isolation, hidden=(results_path.resolve().parent,))
+    if run.isolation.warning:
+        log(run.isolation.warning)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            reference_future = pool.submit(grade_reference, run)
+            result = pool.submit(grade_submission, run, 'submission', Path(submission), None).result()
+            reference = reference_future.result()
+        failing = [f"{r['check']}: {r['message']}" for r in reference['rows'] if not r['passed']]
+        if failing:
+            raise SystemExit("the reference solution does not pass every check, so no result was written:\n  "
+                             + '\n  '.join(failing))
+        with atomic_write(results_path, 'w', encoding='utf-8') as f:
+            json.dump(gradescope_results(run, result), f, indent=1)
+        log(f"{sum(r['points'] for r in result['rows']):g}/{run.max_score():g} ({result['status']}); "
+            f"wrote {results_path}")
+        return result
+    finally:
+        shutil.rmtree(run.workspace, ignore_errors=True)
+
+
 def merge(csv_paths, out_csv, feedback_dir=None, log=print):
     """Combine the CSVs, feedback files and summaries of shards into one."""
     out_csv = Path(out_csv)
@@ -917,8 +1012,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      epilog="See the Instructors section of README.md.")
     parser.add_argument('submissions', nargs='?', help='folder with one folder or .zip per student')
-    parser.add_argument('--out', required=True, help='the CSV of grades to write')
-    parser.add_argument('--assignment', help='assignment name (default: default_assignment of the manifest)')
+    parser.add_argument('--out', help='the CSV of grades to write (required unless --gradescope)')
+    parser.add_argument('--gradescope', metavar='SUBMISSION', help='grade this one submission (a folder or zip) '
+                        'and write its result in the Gradescope autograder format to --results (see '
+                        'tools/run_autograder)')
+    parser.add_argument('--results', default='results.json', help='the JSON file --gradescope writes '
+                        '(default: results.json)')
+    parser.add_argument('--assignment', help='assignment name (default: the one the submissions name, by their '
+                        'submission-<name>.zip or tools/submission.json, else default_assignment of the manifest)')
     parser.add_argument('--feedback', help='folder for the feedback files (default: <out>-feedback beside the CSV)')
     parser.add_argument('--jobs', type=int, default=None, help='submissions graded in parallel (default: cores)')
     parser.add_argument('--shard', type=parse_shard, help='grade the i-th of n slices of the class (i/n), e.g. '
@@ -942,17 +1043,26 @@ def main(argv=None):
     parser.add_argument('--keep', action='store_true', help='keep the temporary sandboxes (debugging)')
     parser.add_argument('--root', default=str(af.REPO), help='reference folder (default: this repository)')
     args = parser.parse_args(argv)
+    if not args.out and not args.gradescope:
+        parser.error("give --out CSV (or --gradescope SUBMISSION)")
     if args.merge:
         merge(args.merge, args.out, args.feedback)
         return 0
     root = Path(args.root).resolve()
     try:
+        if args.gradescope:
+            manifest = af.load_manifest(root / 'tools' / 'assignments.json')
+            path = Path(args.gradescope)
+            assignment = class_assignment(manifest, args.assignment, [(path.name, path, None)])
+            grade_for_gradescope(root, path, args.results, assignment, args.time_limit, args.check_timeout,
+                                 args.memory_limit, args.seed, args.python, args.isolation, args.only)
+            return 0
         manifest = af.load_manifest(root / 'tools' / 'assignments.json')
-        assignment = args.assignment or manifest.get('default_assignment') or next(iter(manifest['assignments']))
-        af.check_assignment(manifest, assignment)
         if not args.submissions or not Path(args.submissions).is_dir():
             print(f"error: {args.submissions} is not a folder", file=sys.stderr)
             return 2
+        assignment = class_assignment(manifest, args.assignment, find_submissions(args.submissions, log=None))
+        af.check_assignment(manifest, assignment)
         grade_class(root, args.submissions, args.out, assignment, args.feedback, args.jobs, args.time_limit,
                     args.check_timeout, args.memory_limit, args.keep, args.only, args.seed, args.shard,
                     args.python, args.isolation)
