@@ -521,3 +521,39 @@ def test_gradescope_mode_writes_results_json(tmp_path):
         assert set(test) == {'name', 'score', 'max_score', 'output', 'visibility'}
         assert test['visibility'] == ('after_due_date' if 'hidden' in test['name'] else 'visible')
     assert 'Score: ' in data['output']
+
+
+def test_cut_at_word_ends_at_a_sentence_or_a_word():
+    text = "the values differ. The expected value: a count of the samples in the batch"
+    assert grade.cut_at_word(text, 200) == text
+    assert grade.cut_at_word(text, 24) == "the values differ. ..."
+    cut = grade.cut_at_word(text, 60)
+    assert cut.endswith(' ...') and text.startswith(cut[:-4]) and text[len(cut) - 4] == ' '
+    assert grade.cut_at_word('x' * 50, 10) == 'x' * 10 + ' ...'
+
+
+def test_grade_runs_with_a_python_without_numpy_or_nbformat(tmp_path):
+    """`python3 tools/grade.py ...` as the README writes it: a Python without NumPy re-runs the
+    command through the project's environment (QUICKSTART_VENV, else .venv); nbformat is not needed."""
+    (tmp_path / 'submissions' / 'alice').mkdir(parents=True)
+    (tmp_path / 'submissions' / 'alice' / 'loss.py').write_text(LOSS)
+    (tmp_path / 'submissions' / 'alice' / 'optimizer.py').write_text(edited(
+        OPTIMIZER, "v *= self.momentum\n        v -= self.learning_rate * grad\n        param += v",
+        "v = self.momentum * v - self.learning_rate * grad\n        param = param + v"))
+    system_python = Path(sys.base_prefix) / 'bin' / 'python3'
+    if sys.prefix == sys.base_prefix or not system_python.exists():
+        pytest.skip("needs the tests to run in a virtual environment (its base Python plays the system's)")
+    without = ("import runpy, sys; sys.modules['numpy'] = None; sys.modules['nbformat'] = None; "
+               "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    command = [str(system_python), '-c', without, str(REPO / 'tools' / 'grade.py'), str(tmp_path / 'submissions'),
+               '--out', str(tmp_path / 'grades.csv'), '--checks', 'momentum']
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, QUICKSTART_VENV=sys.prefix))
+    assert result.returncode == 0, result.stdout + result.stderr
+    feedback = (tmp_path / 'grades-feedback' / 'alice.txt').read_text()
+    # param = param + v: the first failure the student reads names the cause
+    first = feedback.split('FAILED', 1)[1].split('\n')[1]
+    assert 'in place' in first and 'unchanged' in first, feedback
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, QUICKSTART_VENV=str(tmp_path / 'no-venv')))
+    assert result.returncode != 0 and 'tools/quickstart.py test' in result.stderr

@@ -70,17 +70,34 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-# One BLAS thread unless the caller says otherwise (the project's thread policy); set before
-# NumPy is imported. Submissions are graded in parallel with --jobs instead.
-for _variable in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-    os.environ.setdefault(_variable, '1')
-
-import numpy as np  # noqa: E402
-
 TOOLS = Path(__file__).resolve().parent
 for folder in (TOOLS.parent, TOOLS):   # the reference's modules, and tools/ (checks, ...)
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
+
+# One BLAS thread unless the caller says otherwise (threads.py, standard library only), applied
+# before NumPy is imported. Submissions are graded in parallel with --jobs instead.
+from threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy(quiet=True)
+
+
+def project_python():
+    """The project's environment's interpreter (tools/quickstart.py makes it; QUICKSTART_VENV moves it)."""
+    venv = Path(os.environ.get('QUICKSTART_VENV', TOOLS.parent / '.venv'))
+    return venv / ('Scripts/python.exe' if os.name == 'nt' else 'bin/python')
+
+
+try:
+    import numpy as np
+except ModuleNotFoundError:   # started with a Python without NumPy (`python3 tools/grade.py ...`)
+    if __name__ == '__main__':
+        _venv_python = project_python()
+        if _venv_python.exists() and Path(sys.prefix).resolve() != _venv_python.parents[1].resolve():
+            os.execv(str(_venv_python), [str(_venv_python), str(Path(__file__).resolve())] + sys.argv[1:])
+        sys.exit("error: the grader needs NumPy, and the project's Python environment was not found. Create it "
+                 f"once with 'python3 tools/quickstart.py test', or run '{_venv_python} tools/grade.py ...'.")
+    raise
 
 import assignment_files as af  # noqa: E402  (manifest, handout machinery)
 import child_outputs  # noqa: E402  (reading what a child wrote, as untrusted data)
@@ -392,8 +409,8 @@ class GradingRun(object):
             self.inputs[check.name] = check.make_inputs(rng)
             self.expected[check.name] = check.run_reference(self.inputs[check.name], self.root)
         self.template = self.workspace / 'handout'
-        af.make_handout(self.root, self.template, assignment, self.manifest,
-                        exclude=self.manifest['not_in_grading_sandbox'])
+        af.make_handout(self.root, self.template, assignment, self.manifest,   # checks never read notebooks
+                        exclude=list(self.manifest['not_in_grading_sandbox']) + ['*.ipynb'])
         self.secret_lines = secret_lines(self.root, self.manifest, self.checks)
 
     def max_score(self):
@@ -418,6 +435,19 @@ LONG_TOKEN = re.compile(r'[A-Za-z0-9+/=_-]{40,}')
 CONTROL = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]')
 
 
+def cut_at_word(text, limit, mark=' ...'):
+    """text, or its start cut at the end of a sentence (if one ends in its last
+    third) or else of a word, within `limit` characters, followed by `mark`."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit + 1]
+    sentence = max(head.rfind('. '), head.rfind('; '), head.rfind(': '))
+    if sentence >= limit * 2 // 3:
+        return head[:sentence + 1] + mark
+    space = head.rfind(' ')
+    return (head[:space] if space > 0 else head[:limit]).rstrip(' ,;:') + mark
+
+
 def scrub(text, secret, limit=MESSAGE_CHARS):
     """Free text from student code, fit to show: control characters removed,
     long encoded-looking runs cut, withheld if it quotes grading material."""
@@ -426,7 +456,7 @@ def scrub(text, secret, limit=MESSAGE_CHARS):
     if any(line in squeezed for line in secret):
         return '(message withheld: it quotes grading material)'
     text = LONG_TOKEN.sub('[...]', text)
-    return text if len(text) <= limit else text[:limit] + ' [...]'
+    return cut_at_word(text, limit, ' [...]')
 
 
 # ---------------------------------------------------------------------------
@@ -662,7 +692,7 @@ def judge(run, check, outcome, secret):
     except CheckFailed as failure:
         row['message'] = str(failure)
         if not row['category']:
-            row['category'] = re.sub(r'-?\d[\d.e+-]*', '#', str(failure).split('\n')[0])[:160]
+            row['category'] = cut_at_word(re.sub(r'-?\d[\d.e+-]*', '#', str(failure).split('\n')[0]), 160)
     return row
 
 
