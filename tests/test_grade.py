@@ -557,3 +557,350 @@ def test_grade_runs_with_a_python_without_numpy_or_nbformat(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, QUICKSTART_VENV=str(tmp_path / 'no-venv')))
     assert result.returncode != 0 and 'tools/quickstart.py test' in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# A class that attacks the grader and each other, graded in one run (isolated modes only)
+# ---------------------------------------------------------------------------
+
+CONSTANTS_THIEF = '''
+
+import gc as _gc
+
+
+def _stolen(name):
+    """A string constant `name` anywhere in this process (a check's globals, a request, a frame)."""
+    for obj in _gc.get_objects():
+        if isinstance(obj, dict):
+            try:
+                value = obj.get(name)
+            except Exception:
+                continue
+            if isinstance(value, str) and 'class ' in value:
+                return value
+    return None
+
+
+_Handout = {cls}
+
+
+class {cls}(_Handout):
+    def __new__(cls, *args, **kwargs):
+        source = _stolen({constant!r})
+        if source:                                 # a complete solution: use it
+            namespace = {{}}
+            exec(source, namespace)
+            return namespace[{cls!r}](*args, **kwargs)
+        return super().__new__(cls)
+'''
+
+PROC_READER = '''
+import importlib.util as _util
+import os as _os
+import sys as _sys
+
+
+def _reference_folder():
+    """The instructor's folder: from any process's working folder or command line, or its known path."""
+    places = [{repo!r}]
+    for pid in _os.listdir('/proc'):
+        if pid.isdigit():
+            try:
+                places.append(_os.readlink(f'/proc/{{pid}}/cwd'))
+                places += [_os.path.dirname(a) for a in open(f'/proc/{{pid}}/cmdline', 'rb').read().decode(
+                    errors='replace').split('\\0') if a.startswith('/')]
+            except OSError:
+                pass
+    for place in places:
+        for folder in (place, _os.path.dirname(place)):
+            try:
+                if 'BEGIN SOLUTION' in open(_os.path.join(folder, {module!r}), encoding='utf-8').read():
+                    return folder
+            except OSError:
+                pass
+    return None
+
+
+_folder = _reference_folder()
+if _folder:                                        # the reference solution, loaded in place of ours
+    _sys.path.insert(0, _folder)
+    for _name in ('layers', 'loss', 'optimizer'):
+        _sys.modules.pop(_name, None)
+    _spec = _util.spec_from_file_location('_reference', _os.path.join(_folder, {module!r}))
+    _reference = _util.module_from_spec(_spec)
+    _spec.loader.exec_module(_reference)
+    globals().update({{k: v for k, v in vars(_reference).items() if not k.startswith('__')}})
+'''
+
+SABOTEUR = '''
+import glob as _glob
+import os as _os
+import signal as _signal
+import socket as _socket
+import threading as _threading
+import time as _time
+
+import numpy as _np
+
+_TARGETS = {targets!r}
+
+
+def _sabotage():
+    while True:
+        for pattern in ('/**/grader-out/*.npz', '/**/outputs/*.npz'):       # classmates' and the reference's results
+            for path in _glob.glob(pattern, recursive=True):
+                try:
+                    with _np.load(path) as data:
+                        arrays = {{k: data[k] * 1.5 for k in data.files}}
+                    _np.savez(path, **arrays)
+                except Exception:
+                    pass
+        for folder in _TARGETS:                                              # the reference, the grader's outputs
+            try:
+                with open(_os.path.join(folder, 'sabotage-was-here.py'), 'w') as f:
+                    f.write('raise SystemExit("sabotaged")\\n')
+            except OSError:
+                pass
+        for pid in _os.listdir('/proc'):                                     # stop the grader and the siblings
+            if pid.isdigit() and int(pid) not in (_os.getpid(), 1):
+                try:
+                    _os.kill(int(pid), _signal.SIGSTOP)
+                except OSError:
+                    pass
+        try:
+            _socket.create_connection(('1.1.1.1', 80), timeout=1).close()
+            open('network-reached', 'w').close()
+        except OSError:
+            pass
+        _time.sleep(0.2)
+
+
+_threading.Thread(target=_sabotage, daemon=True).start()
+'''
+
+REPLACE_WRITER = '''
+import __main__ as _main
+import os as _os
+{body}
+_main._save_outputs = _write
+'''
+
+FIFO_WRITER = '''
+def _write(path, outputs):                        # the results "file" is a FIFO: a reader would block
+    _os.makedirs('grader-out', exist_ok=True)
+    if not _os.path.exists('grader-out/progress'):
+        _os.mkfifo('grader-out/progress')
+    _os.mkfifo(path)
+'''
+
+DEV_ZERO_WRITER = '''
+def _write(path, outputs):                        # the results file is endless
+    _os.symlink('/dev/zero', path)
+'''
+
+BOMB_WRITER = '''
+import io as _io
+import zipfile as _zipfile
+import numpy as _np
+_bombed = []
+
+
+def _write(path, outputs):
+    """The first check's results: right names and headers, then 128 MB of zeros per array (deflated to
+    about 128 KB each); the other checks' results are honest."""
+    with _zipfile.ZipFile(path, 'w', _zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for key, value in outputs.items():
+            array = _np.asarray(value)
+            with zf.open(key + '.npy', 'w', force_zip64=True) as member:
+                header = _io.BytesIO()
+                _np.lib.format.write_array(header, array)
+                member.write(header.getvalue())
+                if not _bombed:
+                    for _ in range(8):
+                        member.write(bytes(2 ** 24))
+    _bombed.append(path)
+'''
+
+ALARM_CANCELLING_SLEEPER = '''
+    import os, signal, time
+    if not os.path.exists('slept-once'):           # the first call cancels its alarm and sleeps, looking busy
+        open('slept-once', 'w').close()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        while True:
+            with open('grader-out/progress', 'a') as f:
+                f.write('start forward\\n')
+            time.sleep(0.1)
+'''
+
+
+def _isolation_or_skip(tmp_path):
+    import sandbox
+    try:
+        isolation = sandbox.detect(sys.executable, REPO, tmp_path)
+    except RuntimeError as error:
+        pytest.skip(f"no isolation mode works here: {error}")
+    if not isolation.isolated:
+        pytest.skip(f"neither bubblewrap nor user namespaces work here (mode '{isolation.mode}'): "
+                    f"a hostile class would reach the grader")
+    return isolation.mode
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('hostile')
+    mode = _isolation_or_skip(tmp)
+    import assignment_files
+    assignment_files.make_handout(REPO, tmp / 'handout', 'softmax')
+    handout = {name: (tmp / 'handout' / name).read_text() for name in ('loss.py', 'optimizer.py')}
+    scratch, out = tmp / 'scratch', tmp / 'out'
+    scratch.mkdir()
+    folder = tmp / 'submissions'
+
+    def write(name, loss, optimizer):
+        (folder / name).mkdir(parents=True)
+        (folder / name / 'loss.py').write_text(loss)
+        (folder / name / 'optimizer.py').write_text(optimizer)
+
+    write('honest', LOSS, OPTIMIZER)
+    write('untouched_handout', handout['loss.py'], handout['optimizer.py'])
+    write('constants_thief',
+          handout['loss.py'] + CONSTANTS_THIEF.format(cls='SoftmaxCrossEntropyLoss', constant='ORIGINAL_LOSS'),
+          handout['optimizer.py'] + CONSTANTS_THIEF.format(cls='SGD', constant='ORIGINAL_OPTIMIZER'))
+    write('proc_reader', handout['loss.py'] + PROC_READER.format(repo=str(REPO), module='loss.py'),
+          handout['optimizer.py'] + PROC_READER.format(repo=str(REPO), module='optimizer.py'))
+    write('saboteur', SABOTEUR.format(targets=[str(REPO), str(REPO / 'tests' / 'hidden'), str(out), str(scratch),
+                                               str(folder / 'honest')]) + LOSS, OPTIMIZER)
+    write('fifo_results', REPLACE_WRITER.format(body=FIFO_WRITER) + LOSS, OPTIMIZER)
+    write('dev_zero_results', REPLACE_WRITER.format(body=DEV_ZERO_WRITER) + LOSS, OPTIMIZER)
+    write('decompression_bomb', REPLACE_WRITER.format(body=BOMB_WRITER) + LOSS, OPTIMIZER)
+    write('alarm_cancelling_sleeper', at('forward', ALARM_CANCELLING_SLEEPER), OPTIMIZER)
+    before = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all', '--ignored'], cwd=REPO,
+                            capture_output=True, text=True).stdout
+    submitted = sorted(p.relative_to(folder).as_posix() for p in folder.rglob('*'))
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), str(folder), '--out',
+                             str(out / 'grades.csv'), '--jobs', '2', '--time-limit', str(TIME_LIMIT),
+                             '--check-timeout', str(CHECK_TIMEOUT), '--memory-limit', str(MEMORY_MB)],
+                            capture_output=True, text=True, env=dict(os.environ, TMPDIR=str(scratch)), timeout=600)
+    after = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all', '--ignored'], cwd=REPO,
+                           capture_output=True, text=True).stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / 'grades.csv', newline='', encoding='utf-8') as f:
+        rows = {row['student']: row for row in csv.DictReader(f)}
+    feedback = {name: (out / 'grades-feedback' / f'{name}.txt').read_text(encoding='utf-8') for name in rows}
+    return {'rows': rows, 'feedback': feedback, 'log': result.stdout, 'mode': mode, 'tmp': tmp,
+            'repo_changed': before != after, 'submitted': submitted,
+            'left': sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob('*')
+                           if not p.relative_to(tmp).as_posix().startswith(('handout', 'submissions', 'out/'))
+                           and p.relative_to(tmp).as_posix() not in ('out', 'scratch'))}
+
+
+def test_hostile_class_is_graded_and_the_honest_classmate_keeps_full_marks(hostile):
+    assert f"Isolation of student code: {hostile['mode']}" in hostile['log']
+    assert len(hostile['rows']) == 9
+    assert score(hostile['rows']['honest']) == (FULL, FULL), hostile['feedback']['honest']
+    assert not any(row['status'] == 'grader error' for row in hostile['rows'].values())
+
+
+def test_thieves_score_no_more_than_the_untouched_handout(hostile):
+    baseline = score(hostile['rows']['untouched_handout'])[0]
+    for name in ('constants_thief', 'proc_reader'):
+        assert score(hostile['rows'][name])[0] <= baseline, hostile['feedback'][name]
+
+
+def test_nothing_a_child_writes_leaves_its_sandbox(hostile):
+    assert not hostile['repo_changed'], "the reference repository changed while grading"
+    assert hostile['left'] == [], f"files outside the sandboxes after grading: {hostile['left']}"
+    folder = hostile['tmp'] / 'submissions'
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob('*')) == hostile['submitted']
+    assert sorted(p.name for p in (hostile['tmp'] / 'out').iterdir()) == [
+        'grades-feedback', 'grades-summary.json', 'grades-summary.txt', 'grades.csv']
+    assert not list(hostile['tmp'].rglob('sabotage-was-here.py')) and not list(hostile['tmp'].rglob('network-*'))
+
+
+def test_malformed_results_fail_their_checks_with_a_reason(hostile):
+    for name, reason in (('fifo_results', 'not a regular file'), ('dev_zero_results', 'not a regular file'),
+                         ('decompression_bomb', 'bytes of data, expected')):
+        assert reason in hostile['feedback'][name], hostile['feedback'][name]
+    bomb = hostile['rows']['decompression_bomb']
+    # the first check of each child process is bombed; the others are the honest code's
+    assert bomb['forward'] == '0' and bomb['gradients'] == str(POINTS['gradients']), \
+        hostile['feedback']['decompression_bomb']
+    assert score(hostile['rows']['fifo_results'])[0] == score(hostile['rows']['dev_zero_results'])[0] == 0
+
+
+def test_the_grader_times_each_check_itself(hostile):
+    row, text = hostile['rows']['alarm_cancelling_sleeper'], hostile['feedback']['alarm_cancelling_sleeper']
+    assert row['status'] == 'time limit' and row['forward'] == '0' and 'took longer than' in text
+    assert score(row)[0] == FULL - POINTS['forward'], text    # the grader stopped it, and the rest ran
+
+
+def test_grader_memory_stays_low(hostile):
+    line = next(line for line in hostile['log'].splitlines() if line.startswith('Peak memory: grader'))
+    grader_mb = float(line.split('grader ')[1].split(' MB')[0])
+    assert grader_mb < 1024, line
+
+
+@pytest.mark.parametrize('mode', ['bwrap', 'namespaces'])
+def test_a_sandboxed_child_sees_only_its_folder(tmp_path, mode):
+    import sandbox
+    try:
+        isolation = sandbox.detect(sys.executable, REPO, tmp_path, wanted=mode)
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    folder = tmp_path / 'sandbox'
+    folder.mkdir()
+    code = textwrap.dedent(f'''
+        import os, socket
+        seen = {{'repo': os.path.exists({str(REPO)!r}), 'parent': os.path.exists({str(tmp_path)!r}),
+                'processes': len([p for p in os.listdir('/proc') if p.isdigit()])}}
+        open('mine.txt', 'w').write('ok')
+        for path in ('/usr/sabotage', '/tmp/private'):
+            try:
+                open(path, 'w').close()
+                seen[path] = 'written'
+            except OSError:
+                seen[path] = 'refused'
+        try:
+            socket.create_connection(('1.1.1.1', 80), timeout=2)
+            seen['network'] = True
+        except OSError:
+            seen['network'] = False
+        print(seen)
+    ''')
+    result = subprocess.run(isolation.command([sys.executable, '-I', '-c', code], folder), cwd=folder,
+                            capture_output=True, text=True, timeout=120, **isolation.prepare(folder))
+    assert result.returncode == 0, result.stderr
+    seen = eval(result.stdout)
+    assert seen == {'repo': False, 'parent': False, 'processes': seen['processes'], 'network': False,
+                    '/usr/sabotage': 'refused', '/tmp/private': 'written'}
+    assert seen['processes'] <= 3            # its own PID namespace: no grader, no classmates
+    assert (folder / 'mine.txt').read_text() == 'ok' and not (tmp_path / 'private').exists()
+
+
+def test_names_links_nested_zips_and_syntax_errors_are_reported_as_such(tmp_path):
+    folder = tmp_path / 'submissions'
+    for name in ('new\nline\x1b[31mred', 'linked_file', 'two_zips', 'broken'):
+        (folder / name).mkdir(parents=True)
+    (folder / 'new\nline\x1b[31mred' / 'optimizer.py').write_text(OPTIMIZER)
+    (tmp_path / 'elsewhere.py').write_text(OPTIMIZER)
+    (folder / 'linked_file' / 'optimizer.py').symlink_to(tmp_path / 'elsewhere.py')
+    for zip_name in ('a.zip', 'b.zip'):
+        with zipfile.ZipFile(folder / 'two_zips' / zip_name, 'w') as zf:
+            zf.writestr('optimizer.py', OPTIMIZER)
+    (folder / 'broken' / 'optimizer.py').write_text(OPTIMIZER + '\ndef oops(:\n')
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), str(folder), '--out',
+                             str(tmp_path / 'out' / 'grades.csv'), '--checks', 'momentum', '--assignment', 'softmax'],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '\x1b' not in result.stdout and 'new\\nline\\x1b[31mred' in result.stdout
+    text = (tmp_path / 'out' / 'grades.csv').read_text(encoding='utf-8')
+    assert '\x1b' not in text and text.count('\n') == 5      # header + 4 rows: no raw newline in a name
+    with open(tmp_path / 'out' / 'grades.csv', newline='', encoding='utf-8') as f:
+        rows = {row['student']: row for row in csv.DictReader(f)}
+    assert 'link ignored' in rows['linked_file']['notes'] and rows['linked_file']['momentum'] == '0'
+    assert 'zip inside the submission: a.zip, b.zip' in rows['two_zips']['notes']
+    assert rows['broken']['status'] == 'does not compile'
+    assert 'optimizer.py does not compile: invalid syntax' in rows['broken']['notes']
+    for path in (tmp_path / 'out' / 'grades-feedback').iterdir():
+        assert '\x1b' not in path.read_text(encoding='utf-8')

@@ -61,6 +61,7 @@ import csv
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import sys
@@ -129,6 +130,13 @@ class SubmissionError(Exception):
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
+
+def peak_memory_mb(who):
+    """Peak resident memory (MB) of this process (resource.RUSAGE_SELF) or of its largest
+    finished child (RUSAGE_CHILDREN); ru_maxrss is in KB on Linux, bytes on macOS."""
+    value = resource.getrusage(who).ru_maxrss
+    return value / 2 ** 20 if sys.platform == 'darwin' else value / 2 ** 10
+
 
 def available_cores():
     try:
@@ -942,6 +950,8 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
                       {r['name']: feedback_text(run, r) for r in results}, summary_counts(results))
         log(f"Wrote {out_csv}, {len(results)} feedback files in {feedback_dir} and the class summary "
             f"{out_csv.stem}-summary.txt")
+        log(f"Peak memory: grader {peak_memory_mb(resource.RUSAGE_SELF):.0f} MB, largest child process "
+            f"{peak_memory_mb(resource.RUSAGE_CHILDREN):.0f} MB")
         return results
     finally:
         if not keep:
