@@ -131,10 +131,9 @@ class SubmissionError(Exception):
 # Small helpers
 # ---------------------------------------------------------------------------
 
-def peak_memory_mb(who):
-    """Peak resident memory (MB) of this process (resource.RUSAGE_SELF) or of its largest
-    finished child (RUSAGE_CHILDREN); ru_maxrss is in KB on Linux, bytes on macOS."""
-    value = resource.getrusage(who).ru_maxrss
+def peak_memory_mb():
+    """Peak resident memory (MB) of this process (ru_maxrss: KB on Linux, bytes on macOS)."""
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return value / 2 ** 20 if sys.platform == 'darwin' else value / 2 ** 10
 
 
@@ -950,8 +949,8 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
                       {r['name']: feedback_text(run, r) for r in results}, summary_counts(results))
         log(f"Wrote {out_csv}, {len(results)} feedback files in {feedback_dir} and the class summary "
             f"{out_csv.stem}-summary.txt")
-        log(f"Peak memory: grader {peak_memory_mb(resource.RUSAGE_SELF):.0f} MB, largest child process "
-            f"{peak_memory_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+        log(f"Peak memory: grader {peak_memory_mb():.0f} MB (its own process; each submission's processes "
+            f"are limited to {run.memory_limit // 2 ** 20} MB together)")
         return results
     finally:
         if not keep:
