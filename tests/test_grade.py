@@ -21,6 +21,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / 'hidden'))
@@ -904,3 +905,46 @@ def test_names_links_nested_zips_and_syntax_errors_are_reported_as_such(tmp_path
     assert 'optimizer.py does not compile: invalid syntax' in rows['broken']['notes']
     for path in (tmp_path / 'out' / 'grades-feedback').iterdir():
         assert '\x1b' not in path.read_text(encoding='utf-8')
+
+
+def test_child_outputs_are_read_as_untrusted_data(tmp_path):
+    import io
+    import child_outputs
+    expected = {'a': np.zeros(3), 'flag': np.array(True)}
+    np.savez(tmp_path / 'good.npz', a=np.arange(3.0), flag=np.array(True))
+    got = child_outputs.load_npz(str(tmp_path / 'good.npz'), expected)
+    assert got['flag'].dtype == np.float64 and got['flag'] == 1.0       # booleans compare as numbers
+    np.testing.assert_array_equal(got['a'], np.arange(3.0))
+
+    def fails(path, message):
+        with pytest.raises(child_outputs.OutputError, match=message):
+            child_outputs.load_npz(str(path), expected)
+
+    np.savez(tmp_path / 'names.npz', a=np.zeros(3))
+    fails(tmp_path / 'names.npz', 'wrong names')
+    np.savez(tmp_path / 'text.npz', a=np.array(['x']), flag=np.array(True))
+    fails(tmp_path / 'text.npz', 'expected numbers')
+    with zipfile.ZipFile(tmp_path / 'huge.npz', 'w') as zf:        # a header announcing 8 GB
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {'descr': '<f8', 'fortran_order': False, 'shape': (2 ** 30,)})
+        zf.writestr('a.npy', header.getvalue())
+        zf.writestr('flag.npy', header.getvalue())
+    fails(tmp_path / 'huge.npz', 'larger than')
+    (tmp_path / 'link.npz').symlink_to(tmp_path / 'good.npz')
+    fails(tmp_path / 'link.npz', 'not a regular file')
+    os.mkfifo(tmp_path / 'fifo.npz')
+    fails(tmp_path / 'fifo.npz', 'not a regular file')
+    fails(tmp_path / 'missing.npz', 'missing')
+    (tmp_path / 'big.npz').write_bytes(b'\0' * (child_outputs.MAX_NPZ_BYTES + 1))
+    fails(tmp_path / 'big.npz', 'larger than')
+
+
+def test_handout_refuses_files_git_does_not_track(tmp_path):
+    """What a child could write into the reference never reaches a release."""
+    import handout
+    subprocess.run(['git', 'init', '-q', str(tmp_path)], check=True)
+    (tmp_path / 'loss.py').write_text('x = 1\n')
+    (tmp_path / 'stray.py').write_text('raise SystemExit\n')
+    subprocess.run(['git', '-C', str(tmp_path), 'add', 'loss.py'], check=True)
+    assert handout.untracked_files(tmp_path, ['loss.py', 'stray.py']) == ['stray.py']
+    assert handout.untracked_files(tmp_path / 'not-a-checkout', ['loss.py']) == []

@@ -113,6 +113,7 @@ MAX_ZIP_BYTES = 100 * 2 ** 20         # what is read from one zip, uncompressed 
 MAX_RUNS = 20                         # child processes per submission (restarts after crashes / stuck checks)
 GRACE_SECONDS = 5                     # a check's own alarm fires first; the grader stops it after this
 FILE_SIZE_LIMIT = 64 * 2 ** 20        # largest file a child may write
+MAX_STATUS_LINES = 1000               # lines on a child's status pipe (the probe writes one per check, plus one)
 MESSAGE_CHARS = 300                   # free text from student code, per check
 OUTPUT_LINES, OUTPUT_LINE_CHARS = 12, 200   # end of the output shown when the run did not end normally
 ARCHIVES = ('.tar', '.tar.gz', '.tgz', '.tar.bz2', '.tbz2', '.tar.xz', '.txz', '.gz', '.bz2', '.xz',
@@ -508,7 +509,7 @@ class ChildConversation(object):
         self.run, self.sandbox, self.todo = run, sandbox, list(checks)
         self.request_fd, self.status_fd = request_fd, status_fd
         self.outcomes, self.current, self.buffer = {}, None, b''
-        self.ready, self.since = False, time.monotonic()
+        self.ready, self.since, self.lines = False, time.monotonic(), 0
 
     def send_next(self):
         if not self.todo:
@@ -543,8 +544,9 @@ class ChildConversation(object):
         except OSError:
             chunk = b''
         self.buffer += chunk
-        if len(self.buffer) > 65536:
-            return 'garbled status'
+        self.lines += chunk.count(b'\n')
+        if len(self.buffer) > 65536 or self.lines > MAX_STATUS_LINES:
+            return 'garbled status'   # the probe writes one line per check and 'ready': a flood is student code
         while b'\n' in self.buffer:
             line, self.buffer = self.buffer.split(b'\n', 1)
             line = line.decode('utf-8', errors='replace')
@@ -577,7 +579,7 @@ def run_child(run, session, checks, time_limit):
             command, cwd=session['folder'], env=child_environment(run.isolation, session['folder']),
             stdin=request_read, time_limit=time_limit, memory_limit=run.memory_limit,
             file_size_limit=FILE_SIZE_LIMIT, stop_check=conversation, pass_fds=(status_write,),
-            user=session['user'])
+            user=session['user'], wake_fd=status_read)
     finally:
         for fd in (request_read, request_write, status_read, status_write):
             with contextlib.suppress(OSError):
@@ -624,6 +626,12 @@ def run_group(run, session, checks, deadline):
             for c in todo:
                 outcomes.setdefault(c.name, ('not run', f"not run: {what} before this check"))
             break
+        if stopped == 'garbled status':
+            status = 'crashed' if status == 'ok' else status
+            why = "stopped: your code wrote into the pipe on which the grading process reports its progress"
+            for c in ([current] if current is not None else []) + ([] if conversation.ready else todo):
+                outcomes.setdefault(c.name, ('stopped', why))
+            continue
         if not conversation.ready:
             if stopped == 'check time limit':
                 status, why = 'time limit', (f"not run: importing your files took longer than "
