@@ -38,6 +38,7 @@ SANDBOX_MOUNT = '/sandbox'          # where the child sees its sandbox folder (i
 SYSTEM_FOLDERS = ('usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32')
 SYSTEM_FILES = ('/etc/ld.so.cache', '/etc/localtime')
 DEVICES = ('null', 'zero', 'random', 'urandom')
+SETUP_PATH = '/usr/sbin:/sbin:/usr/bin:/bin'   # where util-linux's tools are (pivot_root is in sbin)
 THROWAWAY_UID_BASE = 1_900_000_000   # per-submission user ids in 'separate user' mode (no account needed)
 
 # The 'namespaces' mode's root, built inside the new namespaces before the child's program starts
@@ -157,7 +158,7 @@ def read_only_paths(python, root, hidden=()):
 
 
 def bwrap_command(argv, sandbox, read_only):
-    command = ['bwrap', '--unshare-all', '--unshare-user', '--die-with-parent', '--new-session',
+    command = [shutil.which('bwrap') or 'bwrap', '--unshare-all', '--unshare-user', '--die-with-parent', '--new-session',
                '--cap-drop', 'ALL', '--hostname', 'sandbox']
     for path in read_only:
         if os.path.islink(path):
@@ -172,7 +173,8 @@ def bwrap_command(argv, sandbox, read_only):
 def namespaces_command(argv, sandbox, read_only):
     new_root = Path(sandbox).parent / (Path(sandbox).name + '.root')
     new_root.mkdir(mode=0o700, exist_ok=True)
-    return (['setpriv', '--pdeathsig', 'KILL', 'unshare', '--user', '--map-root-user', '--mount', '--pid',
+    return ([shutil.which('setpriv', path=SETUP_PATH) or 'setpriv', '--pdeathsig', 'KILL',
+             shutil.which('unshare', path=SETUP_PATH) or 'unshare', '--user', '--map-root-user', '--mount', '--pid',
              '--fork', '--kill-child', '--net', '--ipc', '--uts', '--propagation', 'private',
              'sh', '-c', NAMESPACE_SETUP, 'sandbox-setup', str(new_root), str(sandbox), '\n'.join(read_only)]
             + list(argv))
@@ -212,7 +214,8 @@ def detect(python, root, scratch, hidden=(), wanted='auto'):
         if mode == 'bwrap' and not shutil.which('bwrap'):
             reasons.append("bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
             continue
-        if mode == 'namespaces' and not all(shutil.which(t) for t in ('unshare', 'setpriv', 'pivot_root')):
+        if mode == 'namespaces' and not all(shutil.which(t, path=SETUP_PATH) for t in ('unshare', 'setpriv',
+                                                                                      'pivot_root', 'mount')):
             reasons.append("util-linux's unshare/setpriv are not available")
             continue
         if mode == 'separate user' and (not hasattr(os, 'geteuid') or os.geteuid() != 0):
