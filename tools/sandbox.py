@@ -27,6 +27,8 @@ isolation.command(), in one of these modes, the best the machine allows:
   child runs with the grader's rights. Grade untrusted work elsewhere.
 """
 
+import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -54,7 +56,11 @@ mkdir -p "$root/sandbox" "$root/tmp" "$root/proc" "$root/dev" "$root/etc" "$root
 printf '%s\n' "$binds" | while IFS= read -r source; do
     [ -n "$source" ] || continue
     if [ -L "$source" ]; then ln -s "$(readlink "$source")" "$root$source"; continue; fi
-    if [ -d "$source" ]; then mkdir -p "$root$source"; else mkdir -p "$(dirname "$root$source")"; touch "$root$source"; fi
+    if [ -d "$source" ]; then
+        mkdir -p "$root$source"
+    else
+        mkdir -p "$(dirname "$root$source")"; touch "$root$source"
+    fi
     mount --rbind "$source" "$root$source"
     mount -o remount,bind,ro "$root$source"
 done
@@ -81,7 +87,8 @@ class Isolation(object):
 
     def __init__(self, mode, read_only=(), warning=None):
         self.mode, self.read_only, self.warning = mode, list(read_only), warning
-        self._next_uid = THROWAWAY_UID_BASE + (os.getpid() % 100_000) * 1000
+        # one user id per sandbox; next() on a count is atomic, so the grader's threads never share one
+        self._uids = itertools.count(THROWAWAY_UID_BASE + (os.getpid() % 100_000) * 1000)
 
     @property
     def isolated(self):
@@ -97,8 +104,7 @@ class Isolation(object):
         os.chmod(sandbox, 0o700)
         if self.mode != 'separate user':
             return {}
-        self._next_uid += 1
-        uid = self._next_uid
+        uid = next(self._uids)
         for folder, dirs, files in os.walk(sandbox):
             for name in [folder] + [os.path.join(folder, n) for n in dirs + files]:
                 os.lchown(name, uid, uid)
@@ -122,7 +128,6 @@ def interpreter_folders(python):
     if result.returncode != 0:
         raise RuntimeError(f"the interpreter {python} cannot import NumPy: "
                            f"{(result.stderr.strip().splitlines() or ['?'])[-1]}")
-    import json
     folders = set()
     for entry in json.loads(result.stdout):
         if entry and os.path.isdir(entry):
@@ -158,8 +163,8 @@ def read_only_paths(python, root, hidden=()):
 
 
 def bwrap_command(argv, sandbox, read_only):
-    command = [shutil.which('bwrap') or 'bwrap', '--unshare-all', '--unshare-user', '--die-with-parent', '--new-session',
-               '--cap-drop', 'ALL', '--hostname', 'sandbox']
+    command = [shutil.which('bwrap') or 'bwrap', '--unshare-all', '--unshare-user', '--die-with-parent',
+               '--new-session', '--cap-drop', 'ALL', '--hostname', 'sandbox']
     for path in read_only:
         if os.path.islink(path):
             command += ['--symlink', os.readlink(path), path]
