@@ -949,3 +949,44 @@ def test_handout_refuses_files_git_does_not_track(tmp_path):
     subprocess.run(['git', '-C', str(tmp_path), 'add', 'loss.py'], check=True)
     assert handout.untracked_files(tmp_path, ['loss.py', 'stray.py']) == ['stray.py']
     assert handout.untracked_files(tmp_path / 'not-a-checkout', ['loss.py']) == []
+
+
+def test_separate_user_mode_keeps_submissions_apart():
+    """The fallback without namespaces, as root: each sandbox has its own throwaway user."""
+    import tempfile
+    import sandbox
+    scratch = Path(tempfile.mkdtemp(prefix='separate-user-'))
+    try:
+        os.chmod(scratch, 0o711)
+        try:
+            isolation = sandbox.detect(sys.executable, REPO, scratch, wanted='separate user')
+        except RuntimeError as error:
+            pytest.skip(str(error))
+        mine, other = scratch / 'mine', scratch / 'other'
+        mine.mkdir()
+        other.mkdir()
+        (other / 'result.npz').write_bytes(b'honest')
+        me, them = isolation.prepare(mine), isolation.prepare(other)
+        assert me['user'] != them['user']
+        code = textwrap.dedent(f'''
+            import os
+            tried = {{}}
+            for name, attempt in (('write', lambda: open({str(other / 'result.npz')!r}, 'wb').write(b'x')),
+                                  ('list', lambda: os.listdir({str(other)!r})),
+                                  ('signal', lambda: os.kill({os.getpid()}, 0))):
+                try:
+                    attempt()
+                    tried[name] = 'done'
+                except OSError:
+                    tried[name] = 'refused'
+            open('mine.txt', 'w').write('ok')
+            print(tried)
+        ''')
+        result = subprocess.run(isolation.command([sys.executable, '-I', '-c', code], mine), cwd=mine,
+                                capture_output=True, text=True, timeout=120, **me)
+        assert result.returncode == 0, result.stderr
+        assert eval(result.stdout) == {'write': 'refused', 'list': 'refused', 'signal': 'refused'}
+        assert (other / 'result.npz').read_bytes() == b'honest' and (mine / 'mine.txt').read_text() == 'ok'
+    finally:
+        import shutil
+        shutil.rmtree(scratch, ignore_errors=True)
