@@ -990,3 +990,12 @@ def test_separate_user_mode_keeps_submissions_apart():
     finally:
         import shutil
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_results_folder_replaced_by_a_link_is_not_followed(tmp_path):
+    import child_outputs
+    (tmp_path / 'elsewhere').mkdir()
+    np.savez(tmp_path / 'elsewhere' / 'r.npz', a=np.zeros(1))
+    (tmp_path / 'grader-out').symlink_to(tmp_path / 'elsewhere')
+    with pytest.raises(child_outputs.OutputError, match='not a folder'):
+        child_outputs.open_folder(tmp_path / 'grader-out')

@@ -30,11 +30,30 @@ class OutputError(Exception):
     """A child's output file is missing or malformed (the message says how)."""
 
 
-def read_capped(path, limit):
-    """The bytes of a regular file (no link followed), at most `limit` of them."""
+def open_folder(path):
+    """A file descriptor of a folder a child may have replaced: no link followed.
+    Raises OutputError."""
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0))
+    except OSError:
+        raise OutputError("the results folder of this check is missing or not a folder (a link?)") from None
+
+
+def exists(path, dir_fd=None):
+    """Whether anything (a link included) is at path."""
+    try:
+        os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+
+
+def read_capped(path, limit, dir_fd=None):
+    """The bytes of a regular file (no link followed), at most `limit` of them.
+    dir_fd: the folder (open_folder) that `path` is relative to, or None."""
     flags = os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except FileNotFoundError:
         raise OutputError("the results of this check are missing") from None
     except OSError:
@@ -88,11 +107,11 @@ def _read_member(zf, info, name):
     return array.astype(np.float64) if dtype.kind == 'b' else array.copy()
 
 
-def load_npz(path, expected):
+def load_npz(path, expected, dir_fd=None):
     """{name: array} of a child's .npz, with exactly the names of `expected`
     ({name: array}) and numeric dtypes (shapes are compared by the check, which
     says which array is wrong). Raises OutputError."""
-    data = read_capped(path, MAX_NPZ_BYTES)
+    data = read_capped(path, MAX_NPZ_BYTES, dir_fd)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
@@ -117,10 +136,10 @@ def load_npz(path, expected):
     return arrays
 
 
-def load_error(path):
+def load_error(path, dir_fd=None):
     """The child's error report ({'exception', 'message', 'where'}), or {} if unreadable."""
     try:
-        value = json.loads(read_capped(path, MAX_JSON_BYTES).decode('utf-8', errors='replace'))
+        value = json.loads(read_capped(path, MAX_JSON_BYTES, dir_fd).decode('utf-8', errors='replace'))
     except (OutputError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}

@@ -520,28 +520,30 @@ class ChildConversation(object):
         request = {'id': check.name, 'source': check.child_source(), 'function': check.child.__name__,
                    'inputs': f'grader-in/{check.name}.npz', 'outputs': stem}
         self.current, self.since, self.stem = check, time.monotonic(), stem
-        try:
+        with contextlib.suppress(OSError):   # a child that stopped reading: the check runs out of time
             os.write(self.request_fd, (json.dumps(request) + '\n').encode())
-        except (BlockingIOError, BrokenPipeError, OSError):
-            return None   # the child stopped reading: its check runs out of time or the child ends
         return None
 
     def collect(self, check):
         """The outcome of a check the child says has ended, read as untrusted data."""
-        path = self.sandbox / self.stem
-        if os.path.lexists(str(path) + '.json'):
-            return ('error', child_outputs.load_error(str(path) + '.json'))
+        folder, name = self.stem.split('/')
         try:
-            return ('outputs', child_outputs.load_npz(str(path) + '.npz', self.run.expected[check.name]))
+            folder_fd = child_outputs.open_folder(self.sandbox / folder)
         except child_outputs.OutputError as error:
             return ('failed', str(error))
+        try:
+            if child_outputs.exists(name + '.json', folder_fd):
+                return ('error', child_outputs.load_error(name + '.json', folder_fd))
+            return ('outputs', child_outputs.load_npz(name + '.npz', self.run.expected[check.name], folder_fd))
+        except child_outputs.OutputError as error:
+            return ('failed', str(error))
+        finally:
+            os.close(folder_fd)
 
     def __call__(self):
         try:
             chunk = os.read(self.status_fd, 65536)
-        except BlockingIOError:
-            chunk = b''
-        except OSError:
+        except OSError:   # nothing to read yet (non-blocking)
             chunk = b''
         self.buffer += chunk
         self.lines += chunk.count(b'\n')
