@@ -410,16 +410,21 @@ class GradingRun(object):
         self.workspace = Path(workspace or tempfile.mkdtemp(prefix=f'grade-{assignment}-'))
         os.chmod(self.workspace, 0o711)   # sandboxes inside are 0700 each; their names are random
         self.keep = False
-        self.isolation = sandbox.detect(self.python, self.root, self.workspace, hidden=hidden, wanted=isolation)
-        self.inputs, self.expected = {}, {}
-        for check in self.checks:
-            rng = np.random.default_rng([self.seed, zlib.crc32(check.name.encode())])
-            self.inputs[check.name] = check.make_inputs(rng)
-            self.expected[check.name] = check.run_reference(self.inputs[check.name], self.root)
-        self.template = self.workspace / 'handout'
-        af.make_handout(self.root, self.template, assignment, self.manifest,   # checks never read notebooks
-                        exclude=list(self.manifest['not_in_grading_sandbox']) + ['*.ipynb'])
-        self.secret_lines = secret_lines(self.root, self.manifest, self.checks)
+        try:
+            self.isolation = sandbox.detect(self.python, self.root, self.workspace, hidden=hidden,
+                                            wanted=isolation)
+            self.inputs, self.expected = {}, {}
+            for check in self.checks:
+                rng = np.random.default_rng([self.seed, zlib.crc32(check.name.encode())])
+                self.inputs[check.name] = check.make_inputs(rng)
+                self.expected[check.name] = check.run_reference(self.inputs[check.name], self.root)
+            self.template = self.workspace / 'handout'
+            af.make_handout(self.root, self.template, assignment, self.manifest,   # checks never read notebooks
+                            exclude=list(self.manifest['not_in_grading_sandbox']) + ['*.ipynb'])
+            self.secret_lines = secret_lines(self.root, self.manifest, self.checks)
+        except BaseException:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+            raise
 
     def max_score(self):
         return sum(self.points.values())
