@@ -8,7 +8,11 @@ an escaped child process, a two-process memory hog) plus awkward names,
 archives and links. The class is graded once, as two shards (--shard 1/2
 and 2/2, --jobs 2 each) merged with --merge, and every check below reads the
 merged result. Limits are generous; the hanging submissions are stopped by
-them whatever the machine's load. Instructor-only: not in the handouts.
+them whatever the machine's load. A second class attacks the grader and each
+other (a constants thief, a /proc reader, a saboteur, malformed results, a
+sleeper that cancels its alarm) and is graded in one run where children are
+isolated (bubblewrap or user namespaces; skipped with the reason elsewhere).
+Instructor-only: not in the handouts.
 """
 
 import csv
