@@ -8,7 +8,11 @@ an escaped child process, a two-process memory hog) plus awkward names,
 archives and links. The class is graded once, as two shards (--shard 1/2
 and 2/2, --jobs 2 each) merged with --merge, and every check below reads the
 merged result. Limits are generous; the hanging submissions are stopped by
-them whatever the machine's load. Instructor-only: not in the handouts.
+them whatever the machine's load. A second class attacks the grader and each
+other (a constants thief, a /proc reader, a saboteur, malformed results, a
+sleeper that cancels its alarm) and is graded in one run where children are
+isolated (bubblewrap or user namespaces; skipped with the reason elsewhere).
+Instructor-only: not in the handouts.
 """
 
 import csv
@@ -21,6 +25,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / 'hidden'))
@@ -411,7 +416,6 @@ def test_no_hidden_or_reference_material_reaches_any_feedback(graded):
                if len(line) >= 20}
     text = graded['feedback']['leaking']
     assert graded['rows']['leaking']['status'] == 'crashed' and 'End of the output' in text
-    assert 'withheld' in text
     for name, feedback in graded['feedback'].items():
         for line in secret:
             assert line not in feedback, f"{name}: secret line in feedback: {line}"
@@ -478,3 +482,524 @@ def test_process_guard_stops_a_run_at_its_time_limit(tmp_path):
     result = process_guard.run_contained([sys.executable, '-c', 'import time; time.sleep(1000)'], cwd=tmp_path,
                                          env={'PATH': os.environ['PATH']}, time_limit=3)
     assert result['stopped'] == 'time limit' and result['returncode'] is None
+
+
+@pytest.mark.parametrize('assignment', sorted(MANIFEST['assignments']))
+def test_every_assignment_has_hidden_checks_the_untouched_handout_fails(assignment):
+    import handout
+    from checks import load_checks
+    assert any(check.hidden for check in load_checks(assignment, REPO))
+    assert handout.validate_checks(REPO, assignment, log=lambda *args: None) == []
+
+
+def test_the_assignment_is_read_from_the_submission_and_a_mismatch_names_both(tmp_path):
+    submissions = tmp_path / 'submissions'
+    (submissions / 'bob').mkdir(parents=True)
+    with zipfile.ZipFile(submissions / 'bob' / 'submission-mlp.zip', 'w') as zf:
+        zf.writestr('layers.py', 'x = 1\n')
+    (submissions / 'carol' / 'tools').mkdir(parents=True)
+    (submissions / 'carol' / 'tools' / 'submission.json').write_text('{"assignment": "mlp"}')
+    manifest = grade.af.load_manifest(REPO / 'tools' / 'assignments.json')
+    found = grade.find_submissions(submissions, log=None)
+    assert grade.class_assignment(manifest, None, found) == 'mlp'
+    with pytest.raises(grade.af.HandoutError, match="--assignment softmax, but 2 submission.*'mlp' assignment"):
+        grade.class_assignment(manifest, 'softmax', found)
+    (submissions / 'dave').mkdir()
+    (submissions / 'dave' / 'submission-cnn.zip').write_bytes(b'')
+    with pytest.raises(grade.af.HandoutError, match="several assignments: 'cnn' .*'mlp'"):
+        grade.class_assignment(manifest, None, grade.find_submissions(submissions, log=None))
+
+
+def test_gradescope_mode_writes_results_json(tmp_path):
+    (tmp_path / 'submission').mkdir()
+    (tmp_path / 'submission' / 'loss.py').write_text(LOSS)
+    (tmp_path / 'submission' / 'optimizer.py').write_text(OPTIMIZER)
+    results = tmp_path / 'results' / 'results.json'
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), '--gradescope',
+                             str(tmp_path / 'submission'), '--results', str(results), '--checks', 'momentum'],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(results.read_text())
+    assert data['score'] == data['max_score'] == POINTS['momentum'] + POINTS['hidden_momentum_many_steps']
+    assert {t['name'] for t in data['tests']} == {'momentum', '[hidden] hidden_momentum_many_steps'}
+    for test in data['tests']:
+        assert set(test) == {'name', 'score', 'max_score', 'output', 'visibility'}
+        assert test['visibility'] == ('after_due_date' if 'hidden' in test['name'] else 'visible')
+    assert 'Score: ' in data['output']
+
+
+def test_cut_at_word_ends_at_a_sentence_or_a_word():
+    text = "the values differ. The expected value: a count of the samples in the batch"
+    assert grade.cut_at_word(text, 200) == text
+    assert grade.cut_at_word(text, 24) == "the values differ. ..."
+    cut = grade.cut_at_word(text, 60)
+    assert cut.endswith(' ...') and text.startswith(cut[:-4]) and text[len(cut) - 4] == ' '
+    assert grade.cut_at_word('x' * 50, 10) == 'x' * 10 + ' ...'
+
+
+def test_grade_runs_with_a_python_without_numpy_or_nbformat(tmp_path):
+    """`python3 tools/grade.py ...` as the README writes it: a Python without NumPy re-runs the
+    command through the project's environment (QUICKSTART_VENV, else .venv); nbformat is not needed."""
+    (tmp_path / 'submissions' / 'alice').mkdir(parents=True)
+    (tmp_path / 'submissions' / 'alice' / 'loss.py').write_text(LOSS)
+    (tmp_path / 'submissions' / 'alice' / 'optimizer.py').write_text(edited(
+        OPTIMIZER, "v *= self.momentum\n        v -= self.learning_rate * grad\n        param += v",
+        "v = self.momentum * v - self.learning_rate * grad\n        param = param + v"))
+    system_python = Path(sys.base_prefix) / 'bin' / 'python3'
+    if sys.prefix == sys.base_prefix or not system_python.exists():
+        pytest.skip("needs the tests to run in a virtual environment (its base Python plays the system's)")
+    without = ("import runpy, sys; sys.modules['numpy'] = None; sys.modules['nbformat'] = None; "
+               "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    command = [str(system_python), '-c', without, str(REPO / 'tools' / 'grade.py'), str(tmp_path / 'submissions'),
+               '--out', str(tmp_path / 'grades.csv'), '--checks', 'momentum']
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, QUICKSTART_VENV=sys.prefix))
+    assert result.returncode == 0, result.stdout + result.stderr
+    feedback = (tmp_path / 'grades-feedback' / 'alice.txt').read_text()
+    # param = param + v: the first failure the student reads names the cause
+    first = feedback.split('FAILED', 1)[1].split('\n')[1]
+    assert 'in place' in first and 'unchanged' in first, feedback
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, QUICKSTART_VENV=str(tmp_path / 'no-venv')))
+    assert result.returncode != 0 and 'tools/quickstart.py test' in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# A class that attacks the grader and each other, graded in one run (isolated modes only)
+# ---------------------------------------------------------------------------
+
+CONSTANTS_THIEF = '''
+
+import gc as _gc
+
+
+def _stolen(name):
+    """A string constant `name` anywhere in this process (a check's globals, a request, a frame)."""
+    for obj in _gc.get_objects():
+        if isinstance(obj, dict):
+            try:
+                value = obj.get(name)
+            except Exception:
+                continue
+            if isinstance(value, str) and 'class ' in value:
+                return value
+    return None
+
+
+_Handout = {cls}
+
+
+class {cls}(_Handout):
+    def __new__(cls, *args, **kwargs):
+        source = _stolen({constant!r})
+        if source:                                 # a complete solution: use it
+            namespace = {{}}
+            exec(source, namespace)
+            return namespace[{cls!r}](*args, **kwargs)
+        return super().__new__(cls)
+'''
+
+PROC_READER = '''
+import importlib.util as _util
+import os as _os
+import sys as _sys
+
+
+def _reference_folder():
+    """The instructor's folder: from any process's working folder or command line, or its known path."""
+    places = [{repo!r}]
+    for pid in _os.listdir('/proc'):
+        if pid.isdigit():
+            try:
+                places.append(_os.readlink(f'/proc/{{pid}}/cwd'))
+                places += [_os.path.dirname(a) for a in open(f'/proc/{{pid}}/cmdline', 'rb').read().decode(
+                    errors='replace').split('\\0') if a.startswith('/')]
+            except OSError:
+                pass
+    for place in places:
+        for folder in (place, _os.path.dirname(place)):
+            try:
+                if 'BEGIN SOLUTION' in open(_os.path.join(folder, {module!r}), encoding='utf-8').read():
+                    return folder
+            except OSError:
+                pass
+    return None
+
+
+_folder = _reference_folder()
+if _folder:                                        # the reference solution, loaded in place of ours
+    _sys.path.insert(0, _folder)
+    for _name in ('layers', 'loss', 'optimizer'):
+        _sys.modules.pop(_name, None)
+    _spec = _util.spec_from_file_location('_reference', _os.path.join(_folder, {module!r}))
+    _reference = _util.module_from_spec(_spec)
+    _spec.loader.exec_module(_reference)
+    globals().update({{k: v for k, v in vars(_reference).items() if not k.startswith('__')}})
+'''
+
+SABOTEUR = '''
+import glob as _glob
+import os as _os
+import signal as _signal
+import socket as _socket
+import threading as _threading
+import time as _time
+
+import numpy as _np
+
+_TARGETS = {targets!r}
+
+
+def _sabotage():
+    while True:
+        for pattern in ('/**/grader-out/*.npz', '/**/outputs/*.npz'):       # classmates' and the reference's results
+            for path in _glob.glob(pattern, recursive=True):
+                try:
+                    with _np.load(path) as data:
+                        arrays = {{k: data[k] * 1.5 for k in data.files}}
+                    _np.savez(path, **arrays)
+                except Exception:
+                    pass
+        for folder in _TARGETS:                                              # the reference, the grader's outputs
+            try:
+                with open(_os.path.join(folder, 'sabotage-was-here.py'), 'w') as f:
+                    f.write('raise SystemExit("sabotaged")\\n')
+            except OSError:
+                pass
+        for pid in _os.listdir('/proc'):                                     # stop the grader and the siblings
+            if pid.isdigit() and int(pid) not in (_os.getpid(), 1):
+                try:
+                    _os.kill(int(pid), _signal.SIGSTOP)
+                except OSError:
+                    pass
+        try:
+            _socket.create_connection(('1.1.1.1', 80), timeout=1).close()
+            open('network-reached', 'w').close()
+        except OSError:
+            pass
+        _time.sleep(0.2)
+
+
+_threading.Thread(target=_sabotage, daemon=True).start()
+'''
+
+REPLACE_WRITER = '''
+import __main__ as _main
+import os as _os
+{body}
+_main._save_outputs = _write
+'''
+
+FIFO_WRITER = '''
+def _write(path, outputs):                        # the results "file" is a FIFO: a reader would block
+    _os.makedirs('grader-out', exist_ok=True)
+    if not _os.path.exists('grader-out/progress'):
+        _os.mkfifo('grader-out/progress')
+    _os.mkfifo(path)
+'''
+
+DEV_ZERO_WRITER = '''
+def _write(path, outputs):                        # the results file is endless
+    _os.symlink('/dev/zero', path)
+'''
+
+BOMB_WRITER = '''
+import io as _io
+import zipfile as _zipfile
+import numpy as _np
+_bombed = []
+
+
+def _write(path, outputs):
+    """The first check's results: right names and headers, then 128 MB of zeros per array (deflated to
+    about 128 KB each); the other checks' results are honest."""
+    with _zipfile.ZipFile(path, 'w', _zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for key, value in outputs.items():
+            array = _np.asarray(value)
+            with zf.open(key + '.npy', 'w', force_zip64=True) as member:
+                header = _io.BytesIO()
+                _np.lib.format.write_array(header, array)
+                member.write(header.getvalue())
+                if not _bombed:
+                    for _ in range(8):
+                        member.write(bytes(2 ** 24))
+    _bombed.append(path)
+'''
+
+ALARM_CANCELLING_SLEEPER = '''
+    import os, signal, time
+    if not os.path.exists('slept-once'):           # the first call cancels its alarm and sleeps, looking busy
+        open('slept-once', 'w').close()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        while True:
+            with open('grader-out/progress', 'a') as f:
+                f.write('start forward\\n')
+            time.sleep(0.1)
+'''
+
+
+def _isolation_or_skip(tmp_path):
+    import sandbox
+    try:
+        isolation = sandbox.detect(sys.executable, REPO, tmp_path)
+    except RuntimeError as error:
+        pytest.skip(f"no isolation mode works here: {error}")
+    if not isolation.isolated:
+        pytest.skip(f"neither bubblewrap nor user namespaces work here (mode '{isolation.mode}'): "
+                    f"a hostile class would reach the grader")
+    return isolation.mode
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('hostile')
+    mode = _isolation_or_skip(tmp)
+    import assignment_files
+    assignment_files.make_handout(REPO, tmp / 'handout', 'softmax')
+    handout = {name: (tmp / 'handout' / name).read_text() for name in ('loss.py', 'optimizer.py')}
+    scratch, out = tmp / 'scratch', tmp / 'out'
+    scratch.mkdir()
+    folder = tmp / 'submissions'
+
+    def write(name, loss, optimizer):
+        (folder / name).mkdir(parents=True)
+        (folder / name / 'loss.py').write_text(loss)
+        (folder / name / 'optimizer.py').write_text(optimizer)
+
+    write('honest', LOSS, OPTIMIZER)
+    write('untouched_handout', handout['loss.py'], handout['optimizer.py'])
+    write('constants_thief',
+          handout['loss.py'] + CONSTANTS_THIEF.format(cls='SoftmaxCrossEntropyLoss', constant='ORIGINAL_LOSS'),
+          handout['optimizer.py'] + CONSTANTS_THIEF.format(cls='SGD', constant='ORIGINAL_OPTIMIZER'))
+    write('proc_reader', handout['loss.py'] + PROC_READER.format(repo=str(REPO), module='loss.py'),
+          handout['optimizer.py'] + PROC_READER.format(repo=str(REPO), module='optimizer.py'))
+    write('saboteur', SABOTEUR.format(targets=[str(REPO), str(REPO / 'tests' / 'hidden'), str(out), str(scratch),
+                                               str(folder / 'honest')]) + LOSS, OPTIMIZER)
+    write('fifo_results', REPLACE_WRITER.format(body=FIFO_WRITER) + LOSS, OPTIMIZER)
+    write('dev_zero_results', REPLACE_WRITER.format(body=DEV_ZERO_WRITER) + LOSS, OPTIMIZER)
+    write('decompression_bomb', REPLACE_WRITER.format(body=BOMB_WRITER) + LOSS, OPTIMIZER)
+    write('alarm_cancelling_sleeper', at('forward', ALARM_CANCELLING_SLEEPER), OPTIMIZER)
+    before = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all', '--ignored'], cwd=REPO,
+                            capture_output=True, text=True).stdout
+    submitted = sorted(p.relative_to(folder).as_posix() for p in folder.rglob('*'))
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), str(folder), '--out',
+                             str(out / 'grades.csv'), '--jobs', '2', '--time-limit', str(TIME_LIMIT),
+                             '--check-timeout', str(CHECK_TIMEOUT), '--memory-limit', str(MEMORY_MB)],
+                            capture_output=True, text=True, env=dict(os.environ, TMPDIR=str(scratch)), timeout=600)
+    after = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all', '--ignored'], cwd=REPO,
+                           capture_output=True, text=True).stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / 'grades.csv', newline='', encoding='utf-8') as f:
+        rows = {row['student']: row for row in csv.DictReader(f)}
+    feedback = {name: (out / 'grades-feedback' / f'{name}.txt').read_text(encoding='utf-8') for name in rows}
+    return {'rows': rows, 'feedback': feedback, 'log': result.stdout, 'mode': mode, 'tmp': tmp,
+            'repo_changed': before != after, 'submitted': submitted,
+            'left': sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob('*')
+                           if not p.relative_to(tmp).as_posix().startswith(('handout', 'submissions', 'out/'))
+                           and p.relative_to(tmp).as_posix() not in ('out', 'scratch'))}
+
+
+def test_hostile_class_is_graded_and_the_honest_classmate_keeps_full_marks(hostile):
+    assert f"Isolation of student code: {hostile['mode']}" in hostile['log']
+    assert len(hostile['rows']) == 9
+    assert score(hostile['rows']['honest']) == (FULL, FULL), hostile['feedback']['honest']
+    assert not any(row['status'] == 'grader error' for row in hostile['rows'].values())
+
+
+def test_thieves_score_no_more_than_the_untouched_handout(hostile):
+    baseline = score(hostile['rows']['untouched_handout'])[0]
+    for name in ('constants_thief', 'proc_reader'):
+        assert score(hostile['rows'][name])[0] <= baseline, hostile['feedback'][name]
+
+
+def test_nothing_a_child_writes_leaves_its_sandbox(hostile):
+    assert not hostile['repo_changed'], "the reference repository changed while grading"
+    assert hostile['left'] == [], f"files outside the sandboxes after grading: {hostile['left']}"
+    folder = hostile['tmp'] / 'submissions'
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob('*')) == hostile['submitted']
+    assert sorted(p.name for p in (hostile['tmp'] / 'out').iterdir()) == [
+        'grades-feedback', 'grades-summary.json', 'grades-summary.txt', 'grades.csv']
+    assert not list(hostile['tmp'].rglob('sabotage-was-here.py')) and not list(hostile['tmp'].rglob('network-*'))
+
+
+def test_malformed_results_fail_their_checks_with_a_reason(hostile):
+    for name, reason in (('fifo_results', 'not a regular file'), ('dev_zero_results', 'not a regular file'),
+                         ('decompression_bomb', 'bytes of data, expected')):
+        assert reason in hostile['feedback'][name], hostile['feedback'][name]
+    bomb = hostile['rows']['decompression_bomb']
+    # the first check of each child process is bombed; the others are the honest code's
+    assert bomb['forward'] == '0' and bomb['gradients'] == str(POINTS['gradients']), \
+        hostile['feedback']['decompression_bomb']
+    assert score(hostile['rows']['fifo_results'])[0] == score(hostile['rows']['dev_zero_results'])[0] == 0
+
+
+def test_the_grader_times_each_check_itself(hostile):
+    row, text = hostile['rows']['alarm_cancelling_sleeper'], hostile['feedback']['alarm_cancelling_sleeper']
+    assert row['status'] == 'time limit' and row['forward'] == '0' and 'took longer than' in text
+    assert score(row)[0] == FULL - POINTS['forward'], text    # the grader stopped it, and the rest ran
+
+
+def test_grader_memory_stays_low(hostile):
+    line = next(line for line in hostile['log'].splitlines() if line.startswith('Peak memory: grader'))
+    grader_mb = float(line.split('grader ')[1].split(' MB')[0])
+    assert grader_mb < 1024, line
+
+
+@pytest.mark.parametrize('mode', ['bwrap', 'namespaces'])
+def test_a_sandboxed_child_sees_only_its_folder(tmp_path, mode):
+    import sandbox
+    try:
+        isolation = sandbox.detect(sys.executable, REPO, tmp_path, wanted=mode)
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    folder = tmp_path / 'sandbox'
+    folder.mkdir()
+    code = textwrap.dedent(f'''
+        import os, socket
+        seen = {{'repo': os.path.exists({str(REPO / 'loss.py')!r}) or os.path.exists({str(REPO / 'tests')!r}),
+                'parent': os.path.exists({str(tmp_path / 'sandbox.root')!r}) or os.path.exists({str(tmp_path)!r}),
+                'processes': len([p for p in os.listdir('/proc') if p.isdigit()])}}
+        open('mine.txt', 'w').write('ok')
+        for path in ('/usr/sabotage', '/tmp/private'):
+            try:
+                open(path, 'w').close()
+                seen[path] = 'written'
+            except OSError:
+                seen[path] = 'refused'
+        try:
+            socket.create_connection(('1.1.1.1', 80), timeout=2)
+            seen['network'] = True
+        except OSError:
+            seen['network'] = False
+        print(seen)
+    ''')
+    result = subprocess.run(isolation.command([sys.executable, '-I', '-c', code], folder), cwd=folder,
+                            capture_output=True, text=True, timeout=120, **isolation.prepare(folder))
+    assert result.returncode == 0, result.stderr
+    seen = eval(result.stdout)
+    assert seen == {'repo': False, 'parent': False, 'processes': seen['processes'], 'network': False,
+                    '/usr/sabotage': 'refused', '/tmp/private': 'written'}
+    assert seen['processes'] <= 3            # its own PID namespace: no grader, no classmates
+    assert (folder / 'mine.txt').read_text() == 'ok' and not (tmp_path / 'private').exists()
+
+
+def test_names_links_nested_zips_and_syntax_errors_are_reported_as_such(tmp_path):
+    folder = tmp_path / 'submissions'
+    for name in ('new\nline\x1b[31mred', 'linked_file', 'two_zips', 'broken'):
+        (folder / name).mkdir(parents=True)
+    (folder / 'new\nline\x1b[31mred' / 'optimizer.py').write_text(OPTIMIZER)
+    (tmp_path / 'elsewhere.py').write_text(OPTIMIZER)
+    (folder / 'linked_file' / 'optimizer.py').symlink_to(tmp_path / 'elsewhere.py')
+    for zip_name in ('a.zip', 'b.zip'):
+        with zipfile.ZipFile(folder / 'two_zips' / zip_name, 'w') as zf:
+            zf.writestr('optimizer.py', OPTIMIZER)
+    (folder / 'broken' / 'optimizer.py').write_text(OPTIMIZER + '\ndef oops(:\n')
+    result = subprocess.run([sys.executable, str(REPO / 'tools' / 'grade.py'), str(folder), '--out',
+                             str(tmp_path / 'out' / 'grades.csv'), '--checks', 'momentum', '--assignment', 'softmax'],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '\x1b' not in result.stdout and 'new\\nline\\x1b[31mred' in result.stdout
+    text = (tmp_path / 'out' / 'grades.csv').read_text(encoding='utf-8')
+    assert '\x1b' not in text and text.count('\n') == 5      # header + 4 rows: no raw newline in a name
+    with open(tmp_path / 'out' / 'grades.csv', newline='', encoding='utf-8') as f:
+        rows = {row['student']: row for row in csv.DictReader(f)}
+    assert 'link ignored' in rows['linked_file']['notes'] and rows['linked_file']['momentum'] == '0'
+    assert 'zip inside the submission: a.zip, b.zip' in rows['two_zips']['notes']
+    assert rows['broken']['status'] == 'does not compile'
+    assert 'optimizer.py does not compile: invalid syntax' in rows['broken']['notes']
+    for path in (tmp_path / 'out' / 'grades-feedback').iterdir():
+        assert '\x1b' not in path.read_text(encoding='utf-8')
+
+
+def test_child_outputs_are_read_as_untrusted_data(tmp_path):
+    import io
+    import child_outputs
+    expected = {'a': np.zeros(3), 'flag': np.array(True)}
+    np.savez(tmp_path / 'good.npz', a=np.arange(3.0), flag=np.array(True))
+    got = child_outputs.load_npz(str(tmp_path / 'good.npz'), expected)
+    assert got['flag'].dtype == np.float64 and got['flag'] == 1.0       # booleans compare as numbers
+    np.testing.assert_array_equal(got['a'], np.arange(3.0))
+
+    def fails(path, message):
+        with pytest.raises(child_outputs.OutputError, match=message):
+            child_outputs.load_npz(str(path), expected)
+
+    np.savez(tmp_path / 'names.npz', a=np.zeros(3))
+    fails(tmp_path / 'names.npz', 'wrong names')
+    np.savez(tmp_path / 'text.npz', a=np.array(['x']), flag=np.array(True))
+    fails(tmp_path / 'text.npz', 'expected numbers')
+    with zipfile.ZipFile(tmp_path / 'huge.npz', 'w') as zf:        # a header announcing 8 GB
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {'descr': '<f8', 'fortran_order': False, 'shape': (2 ** 30,)})
+        zf.writestr('a.npy', header.getvalue())
+        zf.writestr('flag.npy', header.getvalue())
+    fails(tmp_path / 'huge.npz', 'larger than')
+    (tmp_path / 'link.npz').symlink_to(tmp_path / 'good.npz')
+    fails(tmp_path / 'link.npz', 'not a regular file')
+    os.mkfifo(tmp_path / 'fifo.npz')
+    fails(tmp_path / 'fifo.npz', 'not a regular file')
+    fails(tmp_path / 'missing.npz', 'missing')
+    (tmp_path / 'big.npz').write_bytes(b'\0' * (child_outputs.MAX_NPZ_BYTES + 1))
+    fails(tmp_path / 'big.npz', 'larger than')
+
+
+def test_handout_refuses_files_git_does_not_track(tmp_path):
+    """What a child could write into the reference never reaches a release."""
+    import handout
+    subprocess.run(['git', 'init', '-q', str(tmp_path)], check=True)
+    (tmp_path / 'loss.py').write_text('x = 1\n')
+    (tmp_path / 'stray.py').write_text('raise SystemExit\n')
+    subprocess.run(['git', '-C', str(tmp_path), 'add', 'loss.py'], check=True)
+    assert handout.untracked_files(tmp_path, ['loss.py', 'stray.py']) == ['stray.py']
+    assert handout.untracked_files(tmp_path / 'not-a-checkout', ['loss.py']) == []
+
+
+def test_separate_user_mode_keeps_submissions_apart():
+    """The fallback without namespaces, as root: each sandbox has its own throwaway user."""
+    import tempfile
+    import sandbox
+    scratch = Path(tempfile.mkdtemp(prefix='separate-user-'))
+    try:
+        os.chmod(scratch, 0o711)
+        try:
+            isolation = sandbox.detect(sys.executable, REPO, scratch, wanted='separate user')
+        except RuntimeError as error:
+            pytest.skip(str(error))
+        mine, other = scratch / 'mine', scratch / 'other'
+        mine.mkdir()
+        other.mkdir()
+        (other / 'result.npz').write_bytes(b'honest')
+        me, them = isolation.prepare(mine), isolation.prepare(other)
+        assert me['user'] != them['user']
+        code = textwrap.dedent(f'''
+            import os
+            tried = {{}}
+            for name, attempt in (('write', lambda: open({str(other / 'result.npz')!r}, 'wb').write(b'x')),
+                                  ('list', lambda: os.listdir({str(other)!r})),
+                                  ('signal', lambda: os.kill({os.getpid()}, 0))):
+                try:
+                    attempt()
+                    tried[name] = 'done'
+                except OSError:
+                    tried[name] = 'refused'
+            open('mine.txt', 'w').write('ok')
+            print(tried)
+        ''')
+        result = subprocess.run(isolation.command([sys.executable, '-I', '-c', code], mine), cwd=mine,
+                                capture_output=True, text=True, timeout=120, **me)
+        assert result.returncode == 0, result.stderr
+        assert eval(result.stdout) == {'write': 'refused', 'list': 'refused', 'signal': 'refused'}
+        assert (other / 'result.npz').read_bytes() == b'honest' and (mine / 'mine.txt').read_text() == 'ok'
+    finally:
+        import shutil
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_results_folder_replaced_by_a_link_is_not_followed(tmp_path):
+    import child_outputs
+    (tmp_path / 'elsewhere').mkdir()
+    np.savez(tmp_path / 'elsewhere' / 'r.npz', a=np.zeros(1))
+    (tmp_path / 'grader-out').symlink_to(tmp_path / 'elsewhere')
+    with pytest.raises(child_outputs.OutputError, match='not a folder'):
+        child_outputs.open_folder(tmp_path / 'grader-out')

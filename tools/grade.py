@@ -3,6 +3,7 @@
     python tools/grade.py SUBMISSIONS_DIR --out grades.csv
     python tools/grade.py SUBMISSIONS_DIR --out grades.csv --jobs 2 --shard 1/4
     python tools/grade.py --merge shard-*/grades.csv --out grades.csv
+    python tools/grade.py --gradescope SUBMISSION --results results.json   (tools/run_autograder)
 
 SUBMISSIONS_DIR holds one folder or one .zip per student, named after the
 student (a folder may hold the student's zip), with the files of the
@@ -13,25 +14,33 @@ inside a submission are ignored; a file found in a single sub-folder
 
 How a verdict is reached (see tools/checks/__init__.py):
 1. The submission is read without running anything: zips are read in memory,
-   members with absolute paths, '..' or links are refused, nothing is
-   unpickled.
+   members with absolute paths or '..' are refused, links are ignored
+   (and said so), nothing is unpickled; a .py file that does not compile
+   gives the status 'does not compile'.
 2. The grader draws every check's inputs from a seed chosen for this grading
    run, and computes the expected outputs by running the checks on the
    reference modules in its own process (reference code is trusted).
-3. The student's code runs in a child process (tools/process_guard.py: its
-   own session, every descendant tracked and killed, time and whole-submission
-   memory limits, output drained by a thread) whose working folder is a copy
-   of the *handout* (every solution region in its student form; no reference
-   solution, hidden test or unreleased assignment) with the student's graded
-   files overlaid. The child program (tools/_probe_child.py and the checks'
-   child functions) arrives on its standard input and is never written to
-   disk; nothing in its arguments or environment names the instructor's
-   folder.
-4. The child returns numbers only (.npz, read with allow_pickle=False and
-   checked for names, shapes and dtypes); the grader compares them with the
-   expected values and writes the feedback itself. Free text from student
-   code (exception messages, output) is truncated and scrubbed of anything
-   matching hidden material or the reference solution.
+3. The student's code runs in child processes (tools/process_guard.py: every
+   descendant tracked and killed, whole-submission memory limit, output
+   drained by a thread), each in the submission's own sandbox
+   (tools/sandbox.py: with bubblewrap or user namespaces it sees only its
+   folder, read-only system and interpreter folders, a private /tmp, no
+   network, its own PID namespace). The folder is a copy of the *handout*
+   (every solution region in its student form; no reference solution,
+   hidden test or unreleased assignment) with the student's graded files
+   overlaid. The child program (tools/_probe_child.py) receives one check at
+   a time on its standard input, the next only when the previous one ended;
+   the checks that carry code of their own (the original framework's) run
+   last, each alone in a fresh child. Nothing in the child's arguments or
+   environment names the instructor's folder.
+4. The grader times every check and the whole submission with its own clock.
+   The child returns numbers only: an .npz read as untrusted data
+   (tools/child_outputs.py: no link followed, regular files only, size caps,
+   names and dtypes checked, decompression bounded); the grader compares them
+   with the expected values, which never leave it, and writes the feedback
+   itself. Free text from student code (exception messages, output) is
+   truncated and scrubbed of anything matching hidden material or the
+   reference solution.
 A child that crashes during a check is restarted for the checks left; a
 check over its time limit is stopped and the rest run in a new child.
 
@@ -40,22 +49,19 @@ cells that a spreadsheet would read as a formula are neutralised), a feedback
 file per submission, and a class summary (for each check, the share of
 students failing it and the most common failure message).
 
-What this does NOT protect against: the child runs with the grader's user
-rights. It cannot change a verdict by what it writes, but it could read
-files that user can read (the reference included, e.g. found through the
-interpreter's path or the grader's command line), call the reference
-instead of its own code, copy files elsewhere, or signal the grader. Use
---python with an interpreter outside the reference folder, and grade
-untrusted submissions as a user who cannot read the reference, or in a
-container without network.
+What each isolation mode protects, and what it does not: tools/sandbox.py
+and the Instructors section of README.md. Where neither bubblewrap nor user
+namespaces work, the grader says so once, loudly, and grades anyway.
 """
 
 import argparse
 import concurrent.futures
+import contextlib
 import csv
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import sys
@@ -65,21 +71,40 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-# One BLAS thread unless the caller says otherwise (the project's thread policy); set before
-# NumPy is imported. Submissions are graded in parallel with --jobs instead.
-for _variable in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-    os.environ.setdefault(_variable, '1')
-
-import numpy as np  # noqa: E402
-
 TOOLS = Path(__file__).resolve().parent
 for folder in (TOOLS.parent, TOOLS):   # the reference's modules, and tools/ (checks, ...)
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
+# One BLAS thread unless the caller says otherwise (threads.py, standard library only), applied
+# before NumPy is imported. Submissions are graded in parallel with --jobs instead.
+from threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy(quiet=True)
+
+
+def project_python():
+    """The project's environment's interpreter (tools/quickstart.py makes it; QUICKSTART_VENV moves it)."""
+    venv = Path(os.environ.get('QUICKSTART_VENV', TOOLS.parent / '.venv'))
+    return venv / ('Scripts/python.exe' if os.name == 'nt' else 'bin/python')
+
+
+try:
+    import numpy as np
+except ModuleNotFoundError:   # started with a Python without NumPy (`python3 tools/grade.py ...`)
+    if __name__ == '__main__':
+        _venv_python = project_python()
+        if _venv_python.exists() and Path(sys.prefix).resolve() != _venv_python.parents[1].resolve():
+            os.execv(str(_venv_python), [str(_venv_python), str(Path(__file__).resolve())] + sys.argv[1:])
+        sys.exit("error: the grader needs NumPy, and the project's Python environment was not found. Create it "
+                 f"once with 'python3 tools/quickstart.py test', or run '{_venv_python} tools/grade.py ...'.")
+    raise
+
 import assignment_files as af  # noqa: E402  (manifest, handout machinery)
+import child_outputs  # noqa: E402  (reading what a child wrote, as untrusted data)
 import process_guard  # noqa: E402
-from checks import CheckFailed, load_checks, load_outputs  # noqa: E402
+import sandbox  # noqa: E402  (isolation of the child)
+from checks import CheckFailed, load_checks  # noqa: E402
 from fileio import atomic_write  # noqa: E402  (temporary file, then rename)
 
 PROBE = TOOLS / '_probe_child.py'
@@ -87,6 +112,8 @@ MAX_FILE_BYTES = 5 * 2 ** 20          # one submitted file
 MAX_ZIP_BYTES = 100 * 2 ** 20         # what is read from one zip, uncompressed (ignored folders excluded)
 MAX_RUNS = 20                         # child processes per submission (restarts after crashes / stuck checks)
 GRACE_SECONDS = 5                     # a check's own alarm fires first; the grader stops it after this
+FILE_SIZE_LIMIT = 64 * 2 ** 20        # largest file a child may write
+MAX_STATUS_LINES = 1000               # lines on a child's status pipe (the probe writes one per check, plus one)
 MESSAGE_CHARS = 300                   # free text from student code, per check
 OUTPUT_LINES, OUTPUT_LINE_CHARS = 12, 200   # end of the output shown when the run did not end normally
 ARCHIVES = ('.tar', '.tar.gz', '.tgz', '.tar.bz2', '.tbz2', '.tar.xz', '.txz', '.gz', '.bz2', '.xz',
@@ -104,6 +131,12 @@ class SubmissionError(Exception):
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
+
+def peak_memory_mb():
+    """Peak resident memory (MB) of this process (ru_maxrss: KB on Linux, bytes on macOS)."""
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return value / 2 ** 20 if sys.platform == 'darwin' else value / 2 ** 10
+
 
 def available_cores():
     try:
@@ -131,6 +164,12 @@ def unique_file_names(names):
     return out
 
 
+def printable(name):
+    """A name as it may be shown: every control character (newline, escape, ...)
+    written as a visible \\x.. / \\u.... escape instead of reaching a terminal or a file raw."""
+    return ''.join(c if c.isprintable() else ascii(c)[1:-1] for c in str(name))
+
+
 def csv_cell(value):
     """A CSV cell a spreadsheet shows as text: a leading = + - @ (or tab, CR) gets a quote mark."""
     text = str(value)
@@ -156,17 +195,19 @@ def _check_member_name(name):
 
 
 def _list_zip(path):
-    """{relative path: loader} of the regular files of a zip, checked for safety."""
+    """({relative path: loader} of the regular files of a zip, checked for safety,
+    [relative paths of its symbolic links, which are never read])."""
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError) as error:
         raise SubmissionError(f"{path.name} is not a readable zip file ({error})") from None
-    members, total = {}, 0
+    members, links, total = {}, [], 0
     for info in infos:
         name = _check_member_name(info.filename)
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
-            raise SubmissionError(f"the zip contains a symbolic link ({info.filename!r}); it was not opened")
+            links.append(name)
+            continue
         if info.is_dir() or _ignored(name):
             continue
         total += info.file_size
@@ -183,16 +224,19 @@ def _list_zip(path):
                 return zf.read(info)
         except (zipfile.BadZipFile, OSError, RuntimeError) as error:  # corrupt or encrypted
             raise SubmissionError(f"cannot read {info.filename} from the zip ({error})") from None
-    return {name: (lambda info=info: loader(info)) for name, info in members.items()}
+    return {name: (lambda info=info: loader(info)) for name, info in members.items()}, links
 
 
 def _list_folder(path):
-    files = {}
+    """({relative path: loader} of the regular files, [relative paths of links])."""
+    files, links = {}, []
     for folder, dirs, names in os.walk(path):  # os.walk does not follow links to folders
         dirs[:] = [d for d in dirs if d not in IGNORED_FOLDERS and not d.endswith('.egg-info')]
         for name in names:
             full = Path(folder) / name
             rel = full.relative_to(path).as_posix()
+            if full.is_symlink():
+                links.append(rel)
             if full.is_symlink() or not full.is_file() or _ignored(rel):
                 continue
 
@@ -201,24 +245,32 @@ def _list_folder(path):
                     raise SubmissionError(f"{full.name} is larger than {MAX_FILE_BYTES // 2 ** 20} MB")
                 return full.read_bytes()
             files[rel] = loader
-    return files
+    return files, links
 
 
 def read_submission(path, spec):
     """({student file: bytes}, [notes]) from a submission folder or zip."""
     path = Path(path)
-    members = _list_zip(path) if path.suffix.lower() == '.zip' else _list_folder(path)
+    members, links = _list_zip(path) if path.suffix.lower() == '.zip' else _list_folder(path)
     files, notes = {}, []
     zips = sorted(name for name in members if name.lower().endswith('.zip'))
     if path.is_dir() and len(zips) == 1 and not any(
             n == w or n.endswith('/' + w) for n in members for w in spec['student_files']):
         # a folder holding the student's zip (as course sites export them, or tools/submit.py's zip)
-        notes.append(f"read {zips[0]} in the folder")
-        members = _list_zip(path / zips[0])
+        notes.append(f"read {printable(zips[0])} in the folder")
+        members, links = _list_zip(path / zips[0])
+        zips = []
     for wanted in spec['student_files']:
         candidates = sorted((n for n in members if n == wanted or n.endswith('/' + wanted)),
                             key=lambda n: (n.count('/'), n))
         if not candidates:
+            linked = [n for n in links if n == wanted or n.endswith('/' + wanted)]
+            if linked:
+                notes.append(f"{printable(linked[0])}: link ignored (the grader reads files, not symbolic "
+                             f"links; submit the file itself)")
+            elif zips:
+                notes.append(f"{wanted} not found; zip inside the submission: {printable(', '.join(zips))} "
+                             f"(not opened; submit one zip or a folder of files)")
             continue
         if len(candidates) > 1:
             notes.append(f"several {wanted} found; graded {candidates[0]}")
@@ -249,13 +301,68 @@ def find_submissions(folder, log=print):
             problem = (f"a {archive} archive: the grader opens .zip files and folders only; "
                        f"submit a .zip (python3 tools/quickstart.py submit makes one)")
         else:
-            log(f"ignored {entry.name}: not a folder or an archive")
+            if log:
+                log(f"ignored {printable(entry.name)}: not a folder or an archive")
             continue
         if name in seen:
             name = entry.name
+        name = printable(name)
         seen.add(name)
         found.append((name, entry, problem))
     return found
+
+
+SUBMISSION_ZIP = re.compile(r'submission-([\w-]+)\.zip', re.IGNORECASE)   # as tools/submit.py names it
+
+
+def declared_assignment(path):
+    """The assignment a submission says it is for, or None: the name of its zip
+    (submission-<assignment>.zip, as tools/submit.py writes it, also inside a
+    folder) or the assignment in the handout's tools/submission.json it holds.
+    Read without following links and with a size cap."""
+    path = Path(path)
+    if path.is_symlink():
+        return None
+    entries = [p for p in path.iterdir() if not p.is_symlink()] if path.is_dir() else [path]
+    for entry in entries:
+        match = SUBMISSION_ZIP.fullmatch(entry.name)
+        if match and entry.is_file():
+            return match.group(1)
+    info = path / 'tools' / 'submission.json'
+    if path.is_dir() and info.is_file() and not info.is_symlink():
+        try:
+            value = json.loads(child_outputs.read_capped(str(info), 65536)).get('assignment')
+        except (child_outputs.OutputError, ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+    return None
+
+
+def class_assignment(manifest, asked, submissions):
+    """The assignment to grade: `asked` (--assignment) or, if None, the one the
+    submissions name (else the manifest's default). Raises HandoutError when a
+    submission names another one than --assignment, or submissions name several."""
+    declared = {}
+    for name, path, problem in submissions:
+        if not problem:
+            found = declared_assignment(path)
+            if found:
+                declared.setdefault(found, []).append(name)
+    if asked:
+        other = {a: names for a, names in declared.items() if a != asked}
+        if other:
+            a, names = sorted(other.items())[0]
+            raise af.HandoutError(f"--assignment {asked}, but {len(names)} submission(s) are for the '{a}' "
+                                  f"assignment (e.g. {', '.join(names[:3])}); grade them with --assignment {a}, "
+                                  f"or move them out of this folder")
+        return asked
+    if len(declared) > 1:
+        raise af.HandoutError("the submissions are for several assignments: " + '; '.join(
+            f"'{a}' ({', '.join(names[:3])})" for a, names in sorted(declared.items()))
+            + "; put each assignment's submissions in a folder of its own and give --assignment")
+    if declared:
+        return next(iter(declared))
+    return manifest.get('default_assignment') or next(iter(manifest['assignments']))
 
 
 def shard_of(submissions, shard):
@@ -270,10 +377,13 @@ def shard_of(submissions, shard):
 
 class GradingRun(object):
     """Everything shared by the submissions of one grading run (built in the
-    main thread, read-only afterwards)."""
+    main thread, read-only afterwards).
+
+    isolation: 'auto' (the best that works here) or a mode of tools/sandbox.py;
+    hidden: folders that no sandbox may show (the grader's outputs)."""
 
     def __init__(self, root, assignment, seed=None, only=None, time_limit=None, check_timeout=None,
-                 memory_limit_mb=None, workspace=None, python=None):
+                 memory_limit_mb=None, workspace=None, python=None, isolation='auto', hidden=()):
         self.root = Path(root).resolve()
         self.python = str(python or sys.executable)   # the child's interpreter (needs NumPy)
         self.manifest = af.load_manifest(self.root / 'tools' / 'assignments.json')
@@ -298,16 +408,23 @@ class GradingRun(object):
         self.check_timeout = float(check_timeout or self.spec['test_timeout'])
         self.memory_limit = int((memory_limit_mb or self.spec.get('memory_limit_mb', 3072)) * 2 ** 20)
         self.workspace = Path(workspace or tempfile.mkdtemp(prefix=f'grade-{assignment}-'))
+        os.chmod(self.workspace, 0o711)   # sandboxes inside are 0700 each; their names are random
         self.keep = False
-        self.inputs, self.expected = {}, {}
-        for check in self.checks:
-            rng = np.random.default_rng([self.seed, zlib.crc32(check.name.encode())])
-            self.inputs[check.name] = check.make_inputs(rng)
-            self.expected[check.name] = check.run_reference(self.inputs[check.name], self.root)
-        self.template = self.workspace / 'handout'
-        af.make_handout(self.root, self.template, assignment, self.manifest,
-                        exclude=self.manifest['not_in_grading_sandbox'])
-        self.secret_lines = secret_lines(self.root, self.manifest, self.checks)
+        try:
+            self.isolation = sandbox.detect(self.python, self.root, self.workspace, hidden=hidden,
+                                            wanted=isolation)
+            self.inputs, self.expected = {}, {}
+            for check in self.checks:
+                rng = np.random.default_rng([self.seed, zlib.crc32(check.name.encode())])
+                self.inputs[check.name] = check.make_inputs(rng)
+                self.expected[check.name] = check.run_reference(self.inputs[check.name], self.root)
+            self.template = self.workspace / 'handout'
+            af.make_handout(self.root, self.template, assignment, self.manifest,   # checks never read notebooks
+                            exclude=list(self.manifest['not_in_grading_sandbox']) + ['*.ipynb'])
+            self.secret_lines = secret_lines(self.root, self.manifest, self.checks)
+        except BaseException:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+            raise
 
     def max_score(self):
         return sum(self.points.values())
@@ -331,6 +448,19 @@ LONG_TOKEN = re.compile(r'[A-Za-z0-9+/=_-]{40,}')
 CONTROL = re.compile(r'\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]')
 
 
+def cut_at_word(text, limit, mark=' ...'):
+    """text, or its start cut at the end of a sentence (if one ends in its last
+    third) or else of a word, within `limit` characters, followed by `mark`."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit + 1]
+    sentence = max(head.rfind('. '), head.rfind('; '), head.rfind(': '))
+    if sentence >= limit * 2 // 3:
+        return head[:sentence + 1] + mark
+    space = head.rfind(' ')
+    return (head[:space] if space > 0 else head[:limit]).rstrip(' ,;:') + mark
+
+
 def scrub(text, secret, limit=MESSAGE_CHARS):
     """Free text from student code, fit to show: control characters removed,
     long encoded-looking runs cut, withheld if it quotes grading material."""
@@ -339,24 +469,16 @@ def scrub(text, secret, limit=MESSAGE_CHARS):
     if any(line in squeezed for line in secret):
         return '(message withheld: it quotes grading material)'
     text = LONG_TOKEN.sub('[...]', text)
-    return text if len(text) <= limit else text[:limit] + ' [...]'
+    return cut_at_word(text, limit, ' [...]')
 
 
 # ---------------------------------------------------------------------------
 # Running one submission's checks in a child process
 # ---------------------------------------------------------------------------
 
-def child_program(run, checks):
-    request = {'checks': [{'id': c.name, 'source': c.child_source(), 'function': c.child.__name__}
-                          for c in checks],
-               'check_timeout': run.check_timeout,
-               'student_files': [Path(f).name for f in run.spec['graded_files']],
-               'import_first': [Path(f).stem for f in run.spec['graded_files'] if f.endswith('.py')]}
-    return (PROBE.read_text(encoding='utf-8') + f"\n\nmain(json.loads({json.dumps(request)!r}))\n").encode()
-
-
-def child_environment(sandbox):
-    env = {'PATH': '/usr/bin:/bin', 'HOME': str(sandbox), 'TMPDIR': str(sandbox / 'tmp'),
+def child_environment(isolation, sandbox):
+    home = isolation.working_folder(sandbox)
+    env = {'PATH': '/usr/bin:/bin', 'HOME': home, 'TMPDIR': '/tmp' if isolation.isolated else f'{home}/tmp',
            'LANG': 'C.UTF-8', 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1',
            'MKL_NUM_THREADS': '1', 'PYTHONHASHSEED': '0',
            'MNIST_DECOMPRESSED_CACHE': ''}   # no 47 MB cache of the data in every sandbox
@@ -365,116 +487,195 @@ def child_environment(sandbox):
     return env
 
 
-def _progress(path):
+def child_settings(run, status_fd):
+    """The first line the child reads: what to import and its limits."""
+    return {'student_files': [Path(f).name for f in run.spec['graded_files']],
+            'import_first': [Path(f).stem for f in run.spec['graded_files'] if f.endswith('.py')],
+            'check_timeout': run.check_timeout, 'status_fd': status_fd,
+            'limits': {'RLIMIT_FSIZE': FILE_SIZE_LIMIT, 'RLIMIT_CORE': 0}}
+
+
+def check_groups(checks):
+    """The checks in the order they run, one child process per group: first every
+    check that carries no constant, then each check that carries one (e.g. the
+    original framework's code) alone, in a fresh child, so that what it carries
+    cannot help any check scored before it."""
+    plain = [c for c in checks if not c.constants]
+    return ([plain] if plain else []) + [[c] for c in checks if c.constants]
+
+
+class ChildConversation(object):
+    """Feeds one child its checks one at a time and times each with the grader's
+    clock. Used as run_contained's stop_check: every poll it reads the status
+    pipe, collects a finished check's results, sends the next check, and says
+    when to stop the child (all done, or a check over its time limit)."""
+
+    def __init__(self, run, sandbox, checks, request_fd, status_fd):
+        self.run, self.sandbox, self.todo = run, sandbox, list(checks)
+        self.request_fd, self.status_fd = request_fd, status_fd
+        self.outcomes, self.current, self.buffer = {}, None, b''
+        self.ready, self.since, self.lines = False, time.monotonic(), 0
+
+    def send_next(self):
+        if not self.todo:
+            self.current = None
+            return 'done'
+        check = self.todo.pop(0)
+        stem = f'grader-out/{secrets.token_hex(8)}'
+        request = {'id': check.name, 'source': check.child_source(), 'function': check.child.__name__,
+                   'inputs': f'grader-in/{check.name}.npz', 'outputs': stem}
+        self.current, self.since, self.stem = check, time.monotonic(), stem
+        with contextlib.suppress(OSError):   # a child that stopped reading: the check runs out of time
+            os.write(self.request_fd, (json.dumps(request) + '\n').encode())
+        return None
+
+    def collect(self, check):
+        """The outcome of a check the child says has ended, read as untrusted data."""
+        folder, name = self.stem.split('/')
+        try:
+            folder_fd = child_outputs.open_folder(self.sandbox / folder)
+        except child_outputs.OutputError as error:
+            return ('failed', str(error))
+        try:
+            if child_outputs.exists(name + '.json', folder_fd):
+                return ('error', child_outputs.load_error(name + '.json', folder_fd))
+            return ('outputs', child_outputs.load_npz(name + '.npz', self.run.expected[check.name], folder_fd))
+        except child_outputs.OutputError as error:
+            return ('failed', str(error))
+        finally:
+            os.close(folder_fd)
+
+    def __call__(self):
+        try:
+            chunk = os.read(self.status_fd, 65536)
+        except OSError:   # nothing to read yet (non-blocking)
+            chunk = b''
+        self.buffer += chunk
+        self.lines += chunk.count(b'\n')
+        if len(self.buffer) > 65536 or self.lines > MAX_STATUS_LINES:
+            return 'garbled status'   # the probe writes one line per check and 'ready': a flood is student code
+        while b'\n' in self.buffer:
+            line, self.buffer = self.buffer.split(b'\n', 1)
+            line = line.decode('utf-8', errors='replace')
+            if line == 'ready' and not self.ready:
+                self.ready = True
+                if self.send_next() == 'done':
+                    return 'done'
+            elif self.current is not None and line == f'end {self.current.name}':
+                self.outcomes[self.current.name] = self.collect(self.current)
+                if self.send_next() == 'done':
+                    return 'done'
+        if time.monotonic() - self.since > self.run.check_timeout + GRACE_SECONDS:
+            return 'check time limit'
+        return None
+
+
+def run_child(run, session, checks, time_limit):
+    """One child process running `checks` in order until they are done or it
+    stops. Returns (conversation, run_contained's result)."""
+    request_read, request_write = os.pipe()
+    status_read, status_write = os.pipe()
+    os.set_blocking(request_write, False)
+    os.set_blocking(status_read, False)
     try:
-        return path.read_text(encoding='utf-8', errors='replace').split('\n')
-    except OSError:
-        return []
-
-
-def run_checks(run, sandbox):
-    """Run every check of the run on the sandbox; returns (status, {check: outcome}, output).
-
-    outcome: ('outputs', path) | ('error', dict) | ('stopped', message) | ('not run', message)."""
-    outcomes, status, output = {}, 'ok', ''
-    out_dir, in_dir = sandbox / 'grader-out', sandbox / 'grader-in'
-    in_dir.mkdir()
-    (sandbox / 'tmp').mkdir(exist_ok=True)
-    for check in run.checks:
-        np.savez(in_dir / f'{check.name}.npz', **run.inputs[check.name])
-    deadline = time.monotonic() + run.time_limit
-    for attempt in range(MAX_RUNS):
-        todo = [c for c in run.checks if c.name not in outcomes]
-        remaining = deadline - time.monotonic()
-        if not todo or remaining <= 0:
-            break
-        shutil.rmtree(out_dir, ignore_errors=True)
-        out_dir.mkdir()
-        clock = {'lines': 0, 'since': time.monotonic()}
-
-        def stuck():
-            lines = _progress(out_dir / 'progress')
-            if len(lines) != clock['lines']:
-                clock['lines'], clock['since'] = len(lines), time.monotonic()
-            current = [line for line in lines if line]
-            if current and current[-1].startswith('start ') and \
-                    time.monotonic() - clock['since'] > run.check_timeout + GRACE_SECONDS:
-                return 'check time limit'
-            return None
-
+        os.write(request_write, (json.dumps(child_settings(run, status_write)) + '\n').encode())
+        conversation = ChildConversation(run, session['folder'], checks, request_write, status_read)
+        program = PROBE.read_text(encoding='utf-8') + '\n\nmain()\n'
+        command = run.isolation.command([run.python, '-I', '-u', '-c', program], session['folder'])
         result = process_guard.run_contained(
-            [run.python, '-I', '-'], cwd=sandbox, env=child_environment(sandbox),
-            stdin=child_program(run, todo), time_limit=remaining, memory_limit=run.memory_limit,
-            stop_check=stuck)
+            command, cwd=session['folder'], env=child_environment(run.isolation, session['folder']),
+            stdin=request_read, time_limit=time_limit, memory_limit=run.memory_limit,
+            file_size_limit=FILE_SIZE_LIMIT, stop_check=conversation, pass_fds=(status_write,),
+            user=session['user'], wake_fd=status_read)
+    finally:
+        for fd in (request_read, request_write, status_read, status_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    return conversation, result
+
+
+SUBMISSION_LIMITS = {
+    'time limit': lambda run: f"the time limit of the whole submission ({run.time_limit:g} s) was reached",
+    'memory limit': lambda run: (f"the processes of this submission together used more than "
+                                 f"{run.memory_limit // 2 ** 20} MB of memory"),
+    'too many processes': lambda run: "the code started too many processes",
+}
+
+
+def run_group(run, session, checks, deadline):
+    """Run a group of checks (see check_groups), starting a new child after a
+    crash or a check over its time limit. Returns (status, {check: outcome}, output).
+
+    outcome: ('outputs', {name: array}) | ('error', dict) | ('failed', message) |
+             ('stopped', message) | ('not run', message)."""
+    outcomes, status, output = {}, 'ok', ''
+    for _ in range(MAX_RUNS):
+        todo = [c for c in checks if c.name not in outcomes]
+        remaining = deadline - time.monotonic()
+        if not todo:
+            break
+        if remaining <= 0:
+            status = 'time limit'
+            for c in todo:
+                outcomes[c.name] = ('not run', f"not run: {SUBMISSION_LIMITS['time limit'](run)} before this check")
+            break
+        conversation, result = run_child(run, session, todo, remaining)
+        outcomes.update(conversation.outcomes)
         output = result['output']
-        started, ended = [], set()
-        for line in _progress(out_dir / 'progress'):
-            if line.startswith('start '):
-                started.append(line[6:])
-            elif line.startswith('end '):
-                ended.add(line[4:])
-        names = {c.name for c in todo}
-        for name in ended & names:
-            if (out_dir / f'{name}.json').is_file():
-                try:
-                    error = json.loads((out_dir / f'{name}.json').read_text(encoding='utf-8')[:10000])
-                    error = error if isinstance(error, dict) else {}
-                except (ValueError, OSError):
-                    error = {}
-                outcomes[name] = ('error', error)
-            else:
-                # read now: the next child starts with an empty grader-out
-                target = run.workspace / 'outputs' / f'{sandbox.name}-{name}.npz'
-                target.parent.mkdir(exist_ok=True)
-                try:
-                    shutil.copyfile(out_dir / f'{name}.npz', target)
-                    outcomes[name] = ('outputs', target)
-                except OSError:
-                    outcomes[name] = ('outputs', None)
-        current = next((s for s in reversed(started) if s not in ended), None)
-        stopped, code = result['stopped'], result['returncode']
-        if stopped in ('time limit', 'memory limit', 'too many processes'):
+        stopped, code, current = result['stopped'], result['returncode'], conversation.current
+        if stopped == 'done':
+            continue
+        if stopped in SUBMISSION_LIMITS:
             status = stopped
-            what = {'time limit': f"the time limit of the whole submission ({run.time_limit:g} s) was reached",
-                    'memory limit': f"the processes of this submission together used more than "
-                                    f"{run.memory_limit // 2 ** 20} MB of memory",
-                    'too many processes': "the code started too many processes"}[stopped]
-            if current in names:
-                outcomes[current] = ('stopped', f"stopped: {what} during this check")
+            what = SUBMISSION_LIMITS[stopped](run)
+            if current is not None:
+                outcomes[current.name] = ('stopped', f"stopped: {what} during this check")
             for c in todo:
                 outcomes.setdefault(c.name, ('not run', f"not run: {what} before this check"))
             break
-        if stopped == 'check time limit' and current == 'import':
-            status = 'time limit'
-            for c in todo:
-                outcomes.setdefault(c.name, ('not run', f"not run: importing your files took longer than "
-                                                        f"{run.check_timeout:g} s"))
-            break
-        if stopped == 'check time limit' and current in names:
-            status = 'time limit' if status == 'ok' else status
-            outcomes[current] = ('stopped', f"took longer than {run.check_timeout:g} s and was stopped "
-                                            f"(an endless loop, or code that ignores the stop signal?)")
+        if stopped == 'garbled status':
+            status = 'crashed' if status == 'ok' else status
+            why = "stopped: your code wrote into the pipe on which the grading process reports its progress"
+            for c in ([current] if current is not None else []) + ([] if conversation.ready else todo):
+                outcomes.setdefault(c.name, ('stopped', why))
             continue
-        if all(c.name in outcomes for c in todo):
-            break
-        # the child ended before finishing its checks
-        if current in ('import', None) and not (ended & names):
-            status = 'exited early'
-            why = (f"not run: your code ended the grading process while it was being imported "
-                   f"(exit code {code}: os._exit or a crash at import?)" if current == 'import' else
-                   f"not run: the grading process ended before any check (exit code {code})")
+        if not conversation.ready:
+            if stopped == 'check time limit':
+                status, why = 'time limit', (f"not run: importing your files took longer than "
+                                             f"{run.check_timeout:g} s")
+            else:
+                status, why = 'exited early', (f"not run: your code ended the grading process while it was being "
+                                               f"imported (exit code {code}: os._exit or a crash at import?)")
             for c in todo:
                 outcomes.setdefault(c.name, ('not run', why))
             break
-        status = 'crashed'
-        if current in names:
-            outcomes[current] = ('stopped', f"the process running your code ended during this check (exit "
-                                            f"code {code}); the other checks were run again in a new process")
-        elif not (ended & names):
-            break   # no progress at all (the progress file was tampered with): no point in another run
-    for c in run.checks:
+        if current is None:
+            break
+        if stopped == 'check time limit':
+            status = 'time limit' if status == 'ok' else status
+            outcomes[current.name] = ('stopped', f"took longer than {run.check_timeout:g} s and was stopped "
+                                                 f"(an endless loop, or code that ignores the stop signal?)")
+        else:
+            status = 'crashed' if status == 'ok' else status
+            outcomes[current.name] = ('stopped', f"the process running your code ended during this check (exit "
+                                                 f"code {code}); the other checks were run again in a new process")
+    for c in checks:
         outcomes.setdefault(c.name, ('not run', "not run: the process running your code kept ending before "
                                                 "this check (see the output below)"))
+    return status, outcomes, output
+
+
+def run_checks(run, session):
+    """Every check of the run on one sandbox, group by group (check_groups).
+    Returns (status, {check: outcome}, output of the last child)."""
+    deadline = time.monotonic() + run.time_limit
+    status, outcomes, output = 'ok', {}, ''
+    for group in check_groups(run.checks):
+        group_status, group_outcomes, group_output = run_group(run, session, group, deadline)
+        outcomes.update(group_outcomes)
+        if group_status != 'ok':
+            status, output = (group_status if status == 'ok' else status), group_output
+        output = output or group_output
     return status, outcomes, output
 
 
@@ -487,10 +688,13 @@ def judge(run, check, outcome, secret):
            'points': 0, 'passed': False, 'message': '', 'category': ''}
     try:
         if kind == 'outputs':
-            if value is None:
-                raise CheckFailed("the results of this check are missing")
-            got = load_outputs(value, run.expected[check.name])
-            check.compare(got, run.expected[check.name], run.inputs[check.name])
+            try:
+                check.compare(value, run.expected[check.name], run.inputs[check.name])
+            except CheckFailed:
+                raise
+            except Exception as error:  # noqa: BLE001  (odd values from the child never stop the grader)
+                raise CheckFailed(f"your results could not be compared with the expected ones "
+                                  f"({type(error).__name__})") from None
             row.update(passed=True, points=points)
             return row
         if kind == 'error':
@@ -510,38 +714,49 @@ def judge(run, check, outcome, secret):
     except CheckFailed as failure:
         row['message'] = str(failure)
         if not row['category']:
-            row['category'] = re.sub(r'-?\d[\d.e+-]*', '#', str(failure).split('\n')[0])[:160]
+            row['category'] = cut_at_word(re.sub(r'-?\d[\d.e+-]*', '#', str(failure).split('\n')[0]), 160)
     return row
+
+
+def make_sandbox(run, files, overlay=None):
+    """A new sandbox folder: the handout copy, `overlay` ({relative path: bytes})
+    and the graded files, the checks' inputs, an empty folder for outputs.
+    Returns ({'folder', 'user'}, {graded file: 'submitted' | 'handout version'})."""
+    folder = Path(tempfile.mkdtemp(prefix='s', dir=run.workspace))
+    folder.rmdir()
+    shutil.copytree(run.template, folder)
+    for name, data in (overlay or {}).items():
+        (folder / name).write_bytes(data)
+    used = {}
+    for name in run.spec['graded_files']:
+        if name in files:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(files[name])
+            used[name] = 'submitted'
+        else:
+            used[name] = 'handout version'
+    for sub in ('grader-in', 'grader-out', 'tmp'):
+        (folder / sub).mkdir(exist_ok=True)
+    for check in run.checks:
+        np.savez(folder / 'grader-in' / f'{check.name}.npz', **run.inputs[check.name])
+    return {'folder': folder, 'user': run.isolation.prepare(folder)}, used
 
 
 def grade_files(run, files, overlay=None):
     """Run and judge the checks on one set of graded files. Returns
     {'status', 'rows', 'output', 'used': {file: 'submitted' | 'handout version'}}.
     overlay: {relative path: bytes} written over the handout first (the reference run only)."""
-    sandbox = Path(tempfile.mkdtemp(prefix='s', dir=run.workspace))
+    session, used = make_sandbox(run, files, overlay)
     try:
-        shutil.rmtree(sandbox)
-        shutil.copytree(run.template, sandbox)
-        for name, data in (overlay or {}).items():
-            (sandbox / name).write_bytes(data)
-        used = {}
-        for name in run.spec['graded_files']:
-            if name in files:
-                (sandbox / name).parent.mkdir(parents=True, exist_ok=True)
-                (sandbox / name).write_bytes(files[name])
-                used[name] = 'submitted'
-            else:
-                used[name] = 'handout version'
         started = time.monotonic()
-        status, outcomes, output = run_checks(run, sandbox)
+        status, outcomes, output = run_checks(run, session)
         rows = [judge(run, check, outcomes[check.name], run.secret_lines) for check in run.checks]
         return {'status': status, 'rows': rows, 'output': output, 'used': used,
                 'seconds': time.monotonic() - started}
     finally:
         if not run.keep:
-            shutil.rmtree(sandbox, ignore_errors=True)
-            for path in (run.workspace / 'outputs').glob(f'{sandbox.name}-*.npz'):
-                path.unlink(missing_ok=True)
+            shutil.rmtree(session['folder'], ignore_errors=True)
+            shutil.rmtree(str(session['folder']) + '.root', ignore_errors=True)
 
 
 def other_assignments_code(run):
@@ -577,11 +792,28 @@ def grade_submission(run, name, path, problem):
     except SubmissionError as error:
         return invalid(run, name, 'invalid submission', str(error))
     result = grade_files(run, files)
+    broken = compile_errors(files)
+    if broken:
+        result['status'] = 'does not compile'
+        notes += broken
     for student_file, how in result['used'].items():
         if how == 'handout version':
             notes.append(f"{student_file} was not in your submission: graded the handout version "
                          f"(its TODOs raise NotImplementedError)")
     return dict(result, name=name, notes=notes)
+
+
+def compile_errors(files):
+    """One note per submitted .py file that is not valid Python (compiled here, never run)."""
+    notes = []
+    for name, data in sorted(files.items()):
+        if name.endswith('.py'):
+            try:
+                compile(data, name, 'exec', dont_inherit=True)
+            except (SyntaxError, ValueError) as error:
+                where = f" (line {error.lineno})" if getattr(error, 'lineno', None) else ''
+                notes.append(f"{name} does not compile: {printable(getattr(error, 'msg', error))[:120]}{where}")
+    return notes
 
 
 def invalid(run, name, status, reason):
@@ -677,7 +909,7 @@ def write_outputs(out_csv, feedback_dir, assignment, checks, results, feedback_t
 
 def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, jobs=None, time_limit=None,
                 check_timeout=None, memory_limit_mb=None, keep=False, only=None, seed=None, shard=None,
-                python=None, log=print):
+                python=None, isolation='auto', log=print):
     """Grade every submission (or one shard); write the CSV, feedback files and class summary."""
     submissions = find_submissions(submissions_dir, log)
     if shard:
@@ -689,12 +921,12 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
     out_csv = Path(out_csv)
     feedback_dir = Path(feedback_dir) if feedback_dir else out_csv.with_name(out_csv.stem + '-feedback')
     started = time.monotonic()
-    run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb, python=python)
+    run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb, python=python,
+                     isolation=isolation, hidden=(out_csv.parent, feedback_dir))
     run.keep = keep
-    if Path(root).resolve() in Path(os.path.abspath(run.python)).parents:
-        log(f"WARNING: the interpreter that runs student code ({run.python}) lives inside the reference folder: "
-            f"a submission can find the reference solution from it. Give --python an interpreter (with NumPy) "
-            f"installed outside it, and grade as a user who cannot read the reference.")
+    if run.isolation.warning:
+        log(run.isolation.warning)
+    log(f"Isolation of student code: {run.isolation.mode}")
     log(f"Set up in {time.monotonic() - started:.1f} s (handout copy, inputs, expected values)")
     started = time.monotonic()
     log(f"Grading {len(submissions)} submissions of '{assignment}' ({len(run.checks)} checks, seed {run.seed}) "
@@ -732,10 +964,52 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
                       {r['name']: feedback_text(run, r) for r in results}, summary_counts(results))
         log(f"Wrote {out_csv}, {len(results)} feedback files in {feedback_dir} and the class summary "
             f"{out_csv.stem}-summary.txt")
+        log(f"Peak memory: grader {peak_memory_mb():.0f} MB (its own process; each submission's processes "
+            f"are limited to {run.memory_limit // 2 ** 20} MB together)")
         return results
     finally:
         if not keep:
             shutil.rmtree(run.workspace, ignore_errors=True)
+
+
+def gradescope_results(run, result):
+    """A result in the Gradescope autograder format (results.json): score,
+    max_score, the feedback as output, and one test per check. Hidden checks
+    are shown after the due date, so that repeated submissions cannot probe them."""
+    tests = []
+    for row in result['rows']:
+        label = f"[hidden] {row['check']}" if row['hidden'] else row['check']
+        tests.append({'name': label, 'score': row['points'], 'max_score': row['max_points'],
+                      'output': f"{row['about']}" + (f"\n{row['message']}" if row['message'] else ''),
+                      'visibility': 'after_due_date' if row['hidden'] else 'visible'})
+    return {'score': sum(r['points'] for r in result['rows']), 'max_score': run.max_score(),
+            'output': feedback_text(run, result), 'visibility': 'visible', 'tests': tests}
+
+
+def grade_for_gradescope(root, submission, results_path, assignment, time_limit=None, check_timeout=None,
+                         memory_limit_mb=None, seed=None, python=None, isolation='auto', only=None, log=print):
+    """Grade one submission (folder or zip) and write results.json (gradescope_results)."""
+    results_path = Path(results_path)
+    run = GradingRun(root, assignment, seed, only, time_limit, check_timeout, memory_limit_mb, python=python,
+                     isolation=isolation, hidden=(results_path.resolve().parent,))
+    if run.isolation.warning:
+        log(run.isolation.warning)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            reference_future = pool.submit(grade_reference, run)
+            result = pool.submit(grade_submission, run, 'submission', Path(submission), None).result()
+            reference = reference_future.result()
+        failing = [f"{r['check']}: {r['message']}" for r in reference['rows'] if not r['passed']]
+        if failing:
+            raise SystemExit("the reference solution does not pass every check, so no result was written:\n  "
+                             + '\n  '.join(failing))
+        with atomic_write(results_path, 'w', encoding='utf-8') as f:
+            json.dump(gradescope_results(run, result), f, indent=1)
+        log(f"{sum(r['points'] for r in result['rows']):g}/{run.max_score():g} ({result['status']}); "
+            f"wrote {results_path}")
+        return result
+    finally:
+        shutil.rmtree(run.workspace, ignore_errors=True)
 
 
 def merge(csv_paths, out_csv, feedback_dir=None, log=print):
@@ -792,8 +1066,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      epilog="See the Instructors section of README.md.")
     parser.add_argument('submissions', nargs='?', help='folder with one folder or .zip per student')
-    parser.add_argument('--out', required=True, help='the CSV of grades to write')
-    parser.add_argument('--assignment', help='assignment name (default: default_assignment of the manifest)')
+    parser.add_argument('--out', help='the CSV of grades to write (required unless --gradescope)')
+    parser.add_argument('--gradescope', metavar='SUBMISSION', help='grade this one submission (a folder or zip) '
+                        'and write its result in the Gradescope autograder format to --results (see '
+                        'tools/run_autograder)')
+    parser.add_argument('--results', default='results.json', help='the JSON file --gradescope writes '
+                        '(default: results.json)')
+    parser.add_argument('--assignment', help='assignment name (default: the one the submissions name, by their '
+                        'submission-<name>.zip or tools/submission.json, else default_assignment of the manifest)')
     parser.add_argument('--feedback', help='folder for the feedback files (default: <out>-feedback beside the CSV)')
     parser.add_argument('--jobs', type=int, default=None, help='submissions graded in parallel (default: cores)')
     parser.add_argument('--shard', type=parse_shard, help='grade the i-th of n slices of the class (i/n), e.g. '
@@ -811,24 +1091,36 @@ def main(argv=None):
                         "(the scores then cover those checks only)")
     parser.add_argument('--python', help='interpreter that runs student code (default: this one); use one '
                         'installed outside the reference folder, so that nothing in its path leads there')
+    parser.add_argument('--isolation', choices=('auto',) + sandbox.MODES, default='auto',
+                        help="how student code is isolated (default: the best mode that works here; see README, "
+                        "Instructors)")
     parser.add_argument('--keep', action='store_true', help='keep the temporary sandboxes (debugging)')
     parser.add_argument('--root', default=str(af.REPO), help='reference folder (default: this repository)')
     args = parser.parse_args(argv)
+    if not args.out and not args.gradescope:
+        parser.error("give --out CSV (or --gradescope SUBMISSION)")
     if args.merge:
         merge(args.merge, args.out, args.feedback)
         return 0
     root = Path(args.root).resolve()
     try:
+        if args.gradescope:
+            manifest = af.load_manifest(root / 'tools' / 'assignments.json')
+            path = Path(args.gradescope)
+            assignment = class_assignment(manifest, args.assignment, [(path.name, path, None)])
+            grade_for_gradescope(root, path, args.results, assignment, args.time_limit, args.check_timeout,
+                                 args.memory_limit, args.seed, args.python, args.isolation, args.only)
+            return 0
         manifest = af.load_manifest(root / 'tools' / 'assignments.json')
-        assignment = args.assignment or manifest.get('default_assignment') or next(iter(manifest['assignments']))
-        af.check_assignment(manifest, assignment)
         if not args.submissions or not Path(args.submissions).is_dir():
             print(f"error: {args.submissions} is not a folder", file=sys.stderr)
             return 2
+        assignment = class_assignment(manifest, args.assignment, find_submissions(args.submissions, log=None))
+        af.check_assignment(manifest, assignment)
         grade_class(root, args.submissions, args.out, assignment, args.feedback, args.jobs, args.time_limit,
                     args.check_timeout, args.memory_limit, args.keep, args.only, args.seed, args.shard,
-                    args.python)
-    except af.HandoutError as error:
+                    args.python, args.isolation)
+    except (af.HandoutError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -170,6 +170,19 @@ def validate(root, manifest, assignments, log=print):
 # Command line
 # ---------------------------------------------------------------------------
 
+def untracked_files(root, files):
+    """The `files` (relative paths) that the git checkout at root does not track,
+    ignored ones included; [] where root is not a git checkout."""
+    import subprocess
+    if not (Path(root) / '.git').exists():
+        return []
+    result = subprocess.run(['git', '-C', str(root), 'ls-files', '--others', '-z'], capture_output=True)
+    if result.returncode != 0:
+        return []
+    untracked = set(result.stdout.decode('utf-8', errors='replace').split('\0'))
+    return sorted(f for f in files if f in untracked)
+
+
 def main(argv=None):
     try:
         import nbformat  # noqa: F401  (the notebook is stripped with it)
@@ -210,6 +223,11 @@ def main(argv=None):
             return 0
         if not args.assignment or not args.out_dir:
             parser.error("give --assignment NAME and OUT_DIR (or --validate)")
+        stray = untracked_files(root, handout_files(root, manifest, args.assignment))
+        if stray:
+            raise HandoutError(f"the reference holds files that git does not track and that would go into the "
+                               f"handout: {', '.join(stray[:5])}{' ...' if len(stray) > 5 else ''}; commit them "
+                               f"(git add) or delete them, then run this again")
         summary = make_handout(root, args.out_dir, args.assignment, manifest)
     except HandoutError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -26,6 +26,7 @@ import ctypes
 import os
 import resource
 import secrets
+import select
 import signal
 import subprocess
 import threading
@@ -187,10 +188,17 @@ def _feed(pipe, data):
 
 
 def run_contained(command, cwd, env, stdin=b'', time_limit=60.0, memory_limit=3 * 2 ** 30,
-                  address_space_limit=4 * 2 ** 30, file_size_limit=64 * 2 ** 20, stop_check=None):
+                  address_space_limit=4 * 2 ** 30, file_size_limit=64 * 2 ** 20, stop_check=None,
+                  pass_fds=(), user=None, wake_fd=None):
     """Run `command` contained (see the module docstring); never raises for what the program does.
 
+    stdin: bytes sent to the program (then its input is closed), or a file
+        descriptor it reads from (the caller writes to the other end).
     stop_check(): called every poll; returns a reason (str) to stop the run now, or None.
+    pass_fds: further file descriptors the program inherits (subprocess.Popen's).
+    user: {'user', 'group', 'extra_groups'} to run the program as (subprocess.Popen's), or None.
+    wake_fd: a file descriptor whose becoming readable ends a poll's wait early (so that
+        stop_check answers the program at once), or None.
     Returns {'returncode': int or None, 'stopped': None | 'time limit' | 'memory limit' |
              'too many processes' | <reason of stop_check>, 'output': tail of stdout+stderr,
              'seconds': wall time, 'peak_memory': bytes}.
@@ -206,15 +214,17 @@ def run_contained(command, cwd, env, stdin=b'', time_limit=60.0, memory_limit=3 
     # OpenBLAS's fork handler while another thread is in a BLAS call. The limits are set
     # from here instead, before the program is sent (the child runs nothing until it has it).
     with _lock:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=cwd, env=env,
+                                   stdin=stdin if isinstance(stdin, int) else subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                   pass_fds=tuple(pass_fds), **(user or {}))
         _active[process.pid] = token
     for limit, value in ((resource.RLIMIT_FSIZE, file_size_limit), (resource.RLIMIT_AS, address_space_limit),
                          (resource.RLIMIT_CORE, 0)):
         with contextlib.suppress(ValueError, OSError, AttributeError):
             resource.prlimit(process.pid, limit, (value, value))
-    feeder = threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True)
-    feeder.start()
+    if not isinstance(stdin, int):
+        threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True).start()
     reader = OutputTail(process.stdout)
     stopped, peak = None, 0
     try:
@@ -232,7 +242,11 @@ def run_contained(command, cwd, env, stdin=b'', time_limit=60.0, memory_limit=3 
                 stopped = stop_check()
             if stopped:
                 break
-            time.sleep(POLL_SECONDS)
+            if wake_fd is None:
+                time.sleep(POLL_SECONDS)
+            else:
+                with contextlib.suppress(OSError, ValueError):
+                    select.select([wake_fd], [], [], POLL_SECONDS)
     finally:
         kill_all(process.pid, token)     # also what the program left running after it exited
         with contextlib.suppress(OSError):

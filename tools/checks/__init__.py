@@ -13,13 +13,14 @@ A check is three small functions:
   same child function returns when the grader runs it on the *reference*
   modules in its own process; raise CheckFailed(message) to fail.
 
-The child's outputs reach compare() only after load_outputs() has read them
-with allow_pickle=False and checked that they have exactly the expected
-names, shapes and numeric dtypes. Messages are written here, from the
+The child's outputs reach compare() only after the grader has read them as
+untrusted data (tools/child_outputs.py: exactly the expected names, numeric
+dtypes, bounded sizes; no pickle). Messages are written here, from the
 comparison (which array, relative error, first differing index), never by
 student code.
 
-An assignment's checks live in tools/checks/<assignment>.py, returned by its
+An assignment's checks live in tools/checks/<assignment>.py and its hidden
+checks in tools/checks/<assignment>_hidden.py, each returned by the module's
 function checks(root) (root: the reference folder); their points are in
 tools/assignments.json under "checks".
 """
@@ -86,42 +87,21 @@ class ReferenceModules(object):
 
 
 def load_checks(assignment, root):
-    """checks(root) of tools/checks/<assignment>.py ([] if the assignment has none yet)."""
-    try:
-        module = importlib.import_module(f'checks.{assignment}')
-    except ModuleNotFoundError as error:
-        if error.name in (f'checks.{assignment}',):
-            return []
-        raise
-    found = module.checks(Path(root))
+    """checks(root) of tools/checks/<assignment>.py, then of <assignment>_hidden.py
+    (its hidden checks), each optional ([] if the assignment has none yet)."""
+    found = []
+    for name in (assignment, f'{assignment}_hidden'):
+        try:
+            module = importlib.import_module(f'checks.{name}')
+        except ModuleNotFoundError as error:
+            if error.name == f'checks.{name}':
+                continue
+            raise
+        found += module.checks(Path(root))
     names = [check.name for check in found]
     if len(set(names)) != len(names):
         raise ValueError(f"tools/checks/{assignment}.py: two checks share a name")
     return found
-
-
-# ---------------------------------------------------------------------------
-# Reading the child's outputs (untrusted data)
-# ---------------------------------------------------------------------------
-
-def load_outputs(path, expected):
-    """The arrays of the child's .npz file, checked against the expected ones.
-
-    Raises CheckFailed if the file is unreadable or has other names, shapes or
-    non-numeric dtypes (shapes are compared in compare(), which says which
-    array is wrong)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            got = {key: data[key] for key in data.files}
-    except Exception:  # noqa: BLE001  (any unreadable file is a failed check, never a grader error)
-        raise CheckFailed("the results of this check could not be read (was the output file changed?)") from None
-    if set(got) != set(expected):
-        raise CheckFailed(f"the results of this check have the wrong names "
-                          f"(got {sorted(got)[:8]}, expected {sorted(expected)})")
-    for key, array in got.items():
-        if array.dtype.kind not in 'biuf':
-            raise CheckFailed(f"{key}: expected numbers, got dtype {array.dtype}")
-    return got
 
 
 # ---------------------------------------------------------------------------
