@@ -3,6 +3,7 @@
     python report/make_report.py            # every experiment (the homework's 12 runs: about 70 s of CPU)
     python report/make_report.py --quick    # a subset with 2 epochs, for CI
     python report/make_report.py --force    # retrain even the runs in the cache
+    python report/make_report.py --jobs 4   # train up to 4 runs at once (default: one per core)
     python3 tools/quickstart.py report      # the same, with the project's Python
 
 It runs with one BLAS thread unless OPENBLAS_NUM_THREADS is set (threads.py;
@@ -24,9 +25,13 @@ then writes, in the output folder (report/ by default, report/quick/ with
                     the observations with the numbers they state; the pages
     figures/*.png   the plots of each page
 
-Finished runs are cached in report/cache/ (one JSON file per run), so an
+The runs are independent: with --jobs N they are trained N at a time, in
+worker processes with one BLAS thread each; every run is seeded, so the
+numbers do not depend on N. Finished runs are cached in report/cache/ (one
+JSON file per run, written by the process that trained it), so an
 interrupted regeneration resumes where it stopped, and a rerun with nothing
-changed trains nothing. Changing the data or the framework's code (loss.py,
+changed trains nothing. Two report runs on one cache folder take turns (the
+second waits, and says so). Changing the data or the framework's code (loss.py,
 optimizer.py, ...) retrains, because both are part of a run's cache key.
 
 To add an experiment, add one Experiment(...) to EXPERIMENTS: the runs, the
@@ -36,6 +41,8 @@ tables, the plots and the observations follow from it.
 import argparse
 import datetime
 import json
+import multiprocessing
+import os
 import re
 import sys
 import time
@@ -51,7 +58,7 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
 # One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py,
 # README "Speed"): applied here, before anything imports NumPy, so that the
 # timings in the report do not depend on how the script was started.
-from threads import apply_thread_policy, describe_threads  # noqa: E402
+from threads import THREAD_VARIABLES, apply_thread_policy, describe_threads  # noqa: E402
 
 apply_thread_policy(quiet=__name__ != '__main__')
 
@@ -287,11 +294,29 @@ SETTING_MEANING = {
 # Running the experiments
 # ---------------------------------------------------------------------------
 
-def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
+def estimated_cost(cfg):
+    """A rough relative cost of a run (epochs times the work of an epoch), to
+    start the longest runs first when they are shared out among workers."""
+    work = 30.0 if cfg.get('model') == 'cnn' else 1.0 + sum(cfg.get('hidden_sizes') or []) / 64
+    return cfg['max_epoch'] * work * (1.0 + 20.0 / cfg['batch_size'])
+
+
+def default_jobs():
+    """The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                 # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jobs=1):
     """Train (or load from the cache) every run of every experiment.
 
-    Returns (plan, records, stats): plan = [(experiment, [(label, value, key)])],
-    records = {key: record}, stats = counts and seconds.
+    jobs > 1: the runs to train are shared out among that many worker
+    processes, each with one BLAS thread; every run is seeded, so the numbers
+    are those of jobs=1. Returns (plan, records, stats): plan =
+    [(experiment, [(label, value, key)])], records = {key: record}, stats =
+    counts and seconds.
     """
     data_fp = runs.data_fingerprint(data_root)
     code_fp = runs.code_fingerprint()
@@ -305,46 +330,85 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
             entries.append((label, value, key))
         plan.append((experiment, entries))
 
-    records, trained, cached, start = {}, 0, 0, time.perf_counter()
-    skipped = {}                           # experiment name: why its code is not there
+    found, start = {}, time.perf_counter()     # key: record, or the reason it is missing
     width = len(str(len(todo)))
-    for index, (key, (name, label, cfg)) in enumerate(todo.items(), start=1):
-        prefix = f'[{index:>{width}}/{len(todo)}] {name}: {label}'
-        log(f'{prefix} ...', end='', flush=True)
-        began = time.perf_counter()
-        try:
-            record, was_cached = runs.get_run(cfg, cache_dir, data_fp, code_fp, force=force)
-        except NotImplementedError as error:
-            if OTHER_ASSIGNMENT.search(str(error)):
-                # A handout of another assignment: this experiment needs code it lacks.
-                log(f' skipped: {error}', flush=True)
-                skipped[name] = str(error)
-                continue
-            raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
-                             f'TODOs first (python3 tools/quickstart.py test lists them).') from None
-        records[key] = record
-        cached += was_cached
-        trained += not was_cached
+    done = iter(range(1, len(todo) + 1))
+
+    def report(key, record, error, how):
+        name, label, _ = todo[key]
+        prefix = f'[{next(done):>{width}}/{len(todo)}] {name}: {label}'
+        if error is not None:
+            log(f'{prefix}: skipped: {error}', flush=True)
+            return
         s = runs.summarize(record, VAL_TARGET)
         result = (f"diverged at epoch {s['diverged_at']['epoch']}" if s['status'] == runs.DIVERGED
                   else f"val {observations.pct(s['final_val_acc'])}, "
                        f"test {observations.pct(s['test_acc'])}"
                        + (' (unstable)' if s['status'] == runs.UNSTABLE else ''))
-        how = ('from cache' if was_cached else
-               f'{s["epochs_completed"]} epochs in {time.perf_counter() - began:.1f} s')
-        log(f' {how}: {result}', flush=True)
+        log(f'{prefix}: {how}: {result}', flush=True)
+
+    to_train = []
+    for key in todo:
+        record = None if force else runs.load_cached(cache_dir, key)
+        if record is None:
+            to_train.append(key)
+        else:
+            found[key] = record
+            report(key, record, None, 'from cache')
+    to_train.sort(key=lambda key: -estimated_cost(todo[key][2]))
+    workers = min(jobs, len(to_train))
+    if workers > 1:
+        log(f'Training {len(to_train)} runs in {workers} worker processes (one BLAS thread each) ...',
+            flush=True)
+    tasks = [(key, todo[key][2], str(cache_dir), data_fp, code_fp) for key in to_train]
+    for key, record, error in _train(tasks, workers):
+        if error is not None and not OTHER_ASSIGNMENT.search(error):
+            raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
+                             f'TODOs first (python3 tools/quickstart.py test lists them).')
+        found[key] = error if record is None else record
+        how = None if record is None else (
+            f"{len(record['history']['train_loss'])} epochs in {record['wall_seconds']:.1f} s")
+        report(key, record, error, how)
+
+    records = {key: found[key] for key in todo if isinstance(found[key], dict)}
+    skipped = {todo[key][0]: why for key, why in found.items() if isinstance(why, str)}
     plan = [(experiment, entries) for experiment, entries in plan
             if experiment.name not in skipped and all(key in records for _, _, key in entries)]
     if not plan:
         raise SystemExit('make_report.py: no experiment could run: ' + '; '.join(skipped.values()))
+    trained = sum(key in records for key in to_train)
     loads = [v for r in records.values() for v in r.get('load_average') or [] if v is not None]
-    stats = {'runs': len(records), 'trained': trained, 'cached': cached,
+    stats = {'runs': len(records), 'trained': trained, 'cached': len(records) - trained,
+             'jobs': max(workers, 1),
              'skipped_experiments': sorted(skipped),
              'load_average_range': [min(loads), max(loads)] if loads else None,
              'run_seconds': time.perf_counter() - start,
              'training_seconds_all_runs': sum(runs.summarize(r, VAL_TARGET)['train_seconds']
                                               for r in records.values())}
     return plan, records, stats
+
+
+def _train(tasks, workers):
+    """Yield (key, record, error) of each task as it finishes: in this process
+    when workers <= 1, else in `workers` processes with one BLAS thread each
+    (started fresh, 'spawn', so that the thread setting takes effect before
+    they import NumPy). Ctrl-C stops the workers; finished runs are cached."""
+    if workers <= 1:
+        for task in tasks:
+            yield runs.train_in_worker(task)
+        return
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: '1' for name in THREAD_VARIABLES})    # inherited by the workers
+    try:
+        pool = multiprocessing.get_context('spawn').Pool(workers, initializer=runs.ignore_interrupts)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    with pool:                             # leaving the block (Ctrl-C included) ends the workers
+        yield from pool.imap_unordered(runs.train_in_worker, tasks)
 
 
 def build_results(plan, records, stats, quick, data_root, started, analysis=None):
@@ -609,6 +673,10 @@ def parse_args(argv):
                         help=f'a subset of the runs with {QUICK_EPOCHS} epochs each (for CI); '
                              'writes to report/quick/ unless --out-dir is given')
     parser.add_argument('--force', action='store_true', help='retrain runs even if cached')
+    parser.add_argument('--jobs', type=int, default=default_jobs(), metavar='N',
+                        help='train up to N runs at once, in worker processes with one BLAS thread '
+                             'each (default: the number of cores, %(default)s; 1: one after another '
+                             'in this process). The numbers do not depend on N.')
     parser.add_argument('--data-root', type=Path, default=REPO_ROOT / 'data',
                         help='folder with the MNIST IDX files (default: data/)')
     parser.add_argument('--out-dir', type=Path, default=None,
@@ -629,7 +697,10 @@ def parse_args(argv):
     parser.add_argument('--analysis', type=Path, default=ANALYSIS_FILE,
                         help='your analysis, one "## <experiment>" section per page '
                              '(default: report/analysis.md; written with the questions if missing)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f'--jobs {args.jobs}: give 1 or more worker processes')
+    return args
 
 
 def main(argv=None, experiments=None):
@@ -652,12 +723,18 @@ def main(argv=None, experiments=None):
     for folder in (args.cache_dir, out_dir, out_dir / 'figures'):
         remove_stale_temporaries(folder)
     try:
-        plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
-                                       force=args.force)
+        with runs.CacheLock(args.cache_dir, on_wait=lambda message: print(message, flush=True)):
+            return _make_report(args, experiments, out_dir, started, clock)
     except KeyboardInterrupt:
         print('\nInterrupted. Finished runs are cached: run the same command again to resume.',
               file=sys.stderr)
         raise SystemExit(130)
+
+
+def _make_report(args, experiments, out_dir, started, clock):
+    """main() once it holds the cache folder."""
+    plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
+                                   force=args.force, jobs=args.jobs)
 
     instructor = is_reference() if args.instructor is None else args.instructor
     analysis = None if instructor else read_analysis(args.analysis, [e for e, _ in plan])

@@ -151,7 +151,7 @@ def counting_train_run(monkeypatch, fail_at=None):
 
 def test_interrupted_regeneration_resumes_where_it_stopped(tmp_path, monkeypatch):
     data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
-    args = quick_args(data, tmp_path / 'out', tmp_path / 'cache')
+    args = quick_args(data, tmp_path / 'out', tmp_path / 'cache', '--jobs', '1')   # runs in this process
     calls = counting_train_run(monkeypatch, fail_at=3)
     with pytest.raises(SystemExit) as stopped:
         make_report.main(args, experiments=small_experiments())
@@ -167,6 +167,60 @@ def test_interrupted_regeneration_resumes_where_it_stopped(tmp_path, monkeypatch
     calls = counting_train_run(monkeypatch)
     results = make_report.main(args + ['--force'], experiments=small_experiments())
     assert len(calls) == 3 and results['timing']['trained'] == 3
+
+
+def without_timings(results):
+    """results['runs'] less what depends on the machine (seconds, load, dates)."""
+    machine_bound = ('epoch_time', 'sec_per_epoch', 'wall_sec_per_epoch', 'train_seconds',
+                     'seconds_to_target', 'finished_at')
+    return {key: {name: ({k: v for k, v in value.items() if k not in machine_bound}
+                         if isinstance(value, dict) else value)
+                  for name, value in run.items() if name not in machine_bound}
+            for key, run in results['runs'].items()}
+
+
+def test_runs_in_worker_processes_give_the_numbers_of_one_process(tmp_path):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    serial = make_report.main(quick_args(data, tmp_path / 'out1', tmp_path / 'cache1', '--jobs', '1'),
+                              experiments=small_experiments())
+    parallel = make_report.main(quick_args(data, tmp_path / 'out2', tmp_path / 'cache2', '--jobs', '2'),
+                                experiments=small_experiments())
+    assert serial['timing']['jobs'] == 1 and parallel['timing']['jobs'] == 2
+    assert parallel['timing']['trained'] == serial['timing']['trained'] == 3
+    assert without_timings(parallel) == without_timings(serial)
+    histories = [run['history']['train_loss'] for run in serial['runs'].values()]
+    assert len({tuple(h) for h in histories}) == 3          # three different runs, not one thrice
+    for key in serial['runs']:                              # each worker cached what it trained
+        assert runs.load_cached(tmp_path / 'cache2', key)['history']['iter_loss'] == \
+            runs.load_cached(tmp_path / 'cache1', key)['history']['iter_loss']
+
+
+def test_bad_number_of_jobs_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        make_report.parse_args(['--jobs', '0'])
+    assert '--jobs 0: give 1 or more worker processes' in capsys.readouterr().err
+
+
+def test_second_report_run_on_one_cache_waits_for_the_first(tmp_path):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    with runs.CacheLock(cache):                 # a first report run holds the cache
+        second = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / 'report' / 'make_report.py'),
+             *quick_args(data, tmp_path / 'out', cache, '--jobs', '1')],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, OPENBLAS_NUM_THREADS='1'))
+        lines = []
+        for line in second.stdout:
+            lines.append(line)
+            if 'waiting for it to finish' in line:
+                break
+        assert 'is in use by another report run (pid' in lines[-1], ''.join(lines) + second.stderr.read()
+        assert not list(cache.glob('run-*.json')), 'the second run trained while the first held the cache'
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert list(cache.glob('run-*.json')) and (tmp_path / 'out' / 'report.pdf').exists()
 
 
 def test_cache_key_follows_what_changes_the_result(tmp_path):
@@ -413,8 +467,8 @@ def test_unwritable_cache_folder_fails_before_training(tmp_path, monkeypatch):
     (tmp_path / 'not-a-folder').write_text('a file where the cache folder should be')
     calls = counting_train_run(monkeypatch)
     with pytest.raises(SystemExit) as stopped:
-        make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'not-a-folder' / 'cache'),
-                         experiments=small_experiments())
+        make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'not-a-folder' / 'cache',
+                                    '--jobs', '1'), experiments=small_experiments())
     message = str(stopped.value.code)
     assert 'cannot write the cache in' in message and '--cache-dir' in message, message
     assert calls == [], 'nothing may be trained when the results cannot be kept'
