@@ -108,6 +108,7 @@ class Experiment:
       where timing differences are only noise (the table still shows them)
     - question: what the student's analysis of this page should answer (the
       student report leaves a box for it; see ANALYSIS_FILE)
+    - assignment: the assignment whose report holds it (tools/assignments.json)
     """
     name: str
     section: str
@@ -121,6 +122,7 @@ class Experiment:
     intro: str = ''
     observe_speed: bool = True
     question: str = 'What do you observe, and why?'
+    assignment: str = 'softmax'
 
     def runs(self, quick):
         """[(label, value, cfg)] of its runs."""
@@ -193,7 +195,7 @@ EXPERIMENTS = [
                f'{activation.capitalize()} hidden layer, {how}', vary='loss',
                values=['euclidean', 'softmax_cross_entropy'], label='{value}',
                quick_values=['softmax_cross_entropy'],
-               overrides=dict(MLP_CFG, activation=activation, **settings),
+               overrides=dict(MLP_CFG, activation=activation, **settings), assignment='mlp',
                intro=f'MLP 784-128-10 with {activation.capitalize()}; only the loss differs. '
                      + description, observe_speed=False,
                question=f'With a {activation} hidden layer and {how}, how do the Euclidean loss '
@@ -207,7 +209,7 @@ EXPERIMENTS = [
 ] + [
     Experiment('mlp_depth', SECTION_D, 'One hidden layer against two', vary='hidden_sizes',
                values=[[128], [128, 128]], quick_values=[[128]], label='hidden {value}',
-               overrides=dict(MLP_CFG, **MLP_TUNED_SETTINGS), summary_plot='timing',
+               overrides=dict(MLP_CFG, **MLP_TUNED_SETTINGS), summary_plot='timing', assignment='mlp',
                intro='Softmax cross-entropy and ReLU with the tuned setting; one hidden layer of '
                      '128 units against two.',
                question='Does a second hidden layer help? What does it cost in time per epoch?'),
@@ -217,7 +219,7 @@ EXPERIMENTS = [
     # of the time).
     Experiment('cnn', SECTION_E, "The course's CNN against a wider one, 2 epochs", vary='conv_channels',
                values=[[8, 16], [16, 32]], quick_values=[[4]], label='conv {value}',
-               overrides=CNN_CFG, summary_plot='timing',
+               overrides=CNN_CFG, summary_plot='timing', assignment='cnn',
                intro="conv-ReLU-max-pool blocks with these numbers of 3x3 filters, then FC 128 and FC 10; "
                      "batch 50, momentum 0.9, lr 0.05 then 0.015 (chosen on the validation split), 2 epochs.",
                question='How does the CNN compare with the MLP, in accuracy and in time per epoch? '
@@ -230,10 +232,52 @@ EXPERIMENTS = [
 # 'softmax' handout"): the report leaves such experiments out.
 OTHER_ASSIGNMENT = re.compile(r"is part of the '[\w-]+' assignment")
 
-# The student's own analysis, one section per experiment ("## <name>"); the
-# student report puts each section in the box under its page's question.
+# Each assignment's report: its title and the experiments it holds ('all':
+# the instructors' report of every assignment).
+ASSIGNMENT_TITLES = {
+    'softmax': 'MNIST homework report: softmax regression',
+    'mlp': 'MNIST homework report: the multi-layer perceptron (case 2)',
+    'cnn': 'MNIST homework report: the convolutional network',
+    'all': 'MNIST homework report: softmax regression, the MLP and the CNN',
+}
+
+
+def handout_assignment(repo_root=REPO_ROOT):
+    """The assignment of this folder: the one a handout records in
+    tools/submission.json, or 'all' in the reference repository."""
+    try:
+        recorded = json.loads((Path(repo_root) / 'tools' / 'submission.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return 'all'
+    name = recorded.get('assignment') if isinstance(recorded, dict) else None
+    return name if name in ASSIGNMENT_TITLES else 'all'
+
+
+def experiments_of(assignment, experiments=None):
+    """The experiments of an assignment's report, in order."""
+    experiments = EXPERIMENTS if experiments is None else experiments
+    return [e for e in experiments if assignment == 'all' or e.assignment == assignment]
+
+
+# The student's own analysis, one section per page with a question ("## <name>");
+# the student report puts each section in the box under its page's question.
 ANALYSIS_FILE = HERE / 'analysis.md'
 ANALYSIS_HEADING = re.compile(r'^##\s+(?P<name>[\w-]+)')
+
+# The page after the momentum experiment's (model_pictures.py) has a question too.
+PICTURES_SECTION = ('momentum_pictures',
+                    'What do the class templates show? Which digits does the model confuse most, '
+                    'and why? Look at the misclassified images: would you have read them right?')
+
+
+def analysis_sections(experiments):
+    """[(name, question)] of the pages with a question, in the order of the report."""
+    sections = []
+    for experiment in experiments:
+        sections.append((experiment.name, experiment.question))
+        if experiment.name == model_pictures.EXPERIMENT:
+            sections.append(PICTURES_SECTION)
+    return sections
 
 
 def is_reference(repo_root=REPO_ROOT):
@@ -246,36 +290,38 @@ def is_reference(repo_root=REPO_ROOT):
     return False
 
 
-def analysis_template(experiments):
+def analysis_template(sections):
     lines = ['# Your analysis for the report',
              '',
              'Write your analysis under each heading (keep the "## name" lines), then run',
              '`python3 tools/quickstart.py report` again: each section goes into the box on its',
              'page of report.pdf (runs are cached: it only redraws the PDF). Lines starting with',
-             '">" are the questions and are not copied.', '']
-    for experiment in experiments:
-        lines += [f'## {experiment.name}', '', f'> {experiment.question}', '', '']
+             '">" are the questions and are not copied. A box holds about 10 lines; a longer',
+             'analysis continues on an extra page after its page (the report says so). You may',
+             'write in Chinese (中文): the report uses a Chinese font when the computer has one.', '']
+    for name, question in sections:
+        lines += [f'## {name}', '', f'> {question}', '', '']
     return '\n'.join(lines)
 
 
-def read_analysis(path, experiments):
-    """{experiment name: the student's text (None if empty)}. Writes the
-    template (the headings and questions) first if the file does not exist."""
+def read_analysis(path, sections):
+    """{section name: the student's text (None if empty)} for sections =
+    [(name, question)]. Writes the template (the headings and questions)
+    first if the file does not exist."""
     path = Path(path)
     if not path.exists():
         with atomic_write(path, 'w', encoding='utf-8') as f:
-            f.write(analysis_template(experiments))
+            f.write(analysis_template(sections))
         print(f'Wrote {path}: write your analysis there and run the report again.', flush=True)
-    sections, current = {}, None
+    written, current = {}, None
     for line in path.read_text(encoding='utf-8').splitlines():
         match = ANALYSIS_HEADING.match(line)
         if match:
             current = match['name']
-            sections.setdefault(current, [])
+            written.setdefault(current, [])
         elif current is not None and not line.lstrip().startswith('>'):
-            sections[current].append(line)
-    return {experiment.name: ('\n'.join(sections.get(experiment.name, [])).strip() or None)
-            for experiment in experiments}
+            written[current].append(line)
+    return {name: ('\n'.join(written.get(name, [])).strip() or None) for name, _ in sections}
 
 
 # What the setup page says about each hyper-parameter.
@@ -411,7 +457,8 @@ def _train(tasks, workers):
         yield from pool.imap_unordered(runs.train_in_worker, tasks)
 
 
-def build_results(plan, records, stats, quick, data_root, started, analysis=None):
+def build_results(plan, records, stats, quick, data_root, started, analysis=None,
+                  assignment='all'):
     """Everything the report states, as one JSON-ready dict (results.json).
 
     analysis=None: the instructors' reference report, with the observations
@@ -450,8 +497,10 @@ def build_results(plan, records, stats, quick, data_root, started, analysis=None
             'analysis': None if analysis is None else analysis.get(experiment.name),
         })
     any_record = next(iter(records.values()))
+    sections = analysis_sections([experiment for experiment, _ in plan])
     return {
-        'title': 'MNIST homework report: softmax regression and the MLP',
+        'title': ASSIGNMENT_TITLES[assignment],
+        'assignment': assignment,
         'mode': 'quick' if quick else 'full',
         'audience': 'instructor' if analysis is None else 'student',
         'generated_at': started.isoformat(timespec='seconds'),
@@ -462,6 +511,9 @@ def build_results(plan, records, stats, quick, data_root, started, analysis=None
         'timing': stats,
         'status_meaning': runs.STATUS_MEANING,
         'experiments': experiments,
+        'analysis_sections': [{'name': name, 'question': question,
+                               'analysis': None if analysis is None else analysis.get(name)}
+                              for name, question in sections],
         'runs': result_runs,
     }
 
@@ -483,15 +535,37 @@ def parameter_count(num_features, hidden_sizes, num_classes):
     return sum(a * b + b for a, b in zip(widths, widths[1:]))
 
 
-def model_description(data, hidden_sizes):
+def model_description(data, cfg):
+    """One sentence on the model a run's cfg builds."""
     d, c = data['num_features'], data['num_classes']
-    n = parameter_count(d, hidden_sizes, c)
-    if not hidden_sizes:
-        return (f'Softmax regression (the homework): y = softmax(W^T x + b) with W of '
-                f'{d} x {c} and b of {c}, {n:,} parameters, trained on the cross-entropy loss '
-                f'with mini-batch SGD with momentum (notes §1.3).')
-    return (f"MLP {' - '.join(map(str, [d] + list(hidden_sizes) + [c]))} with ReLU, "
-            f'{n:,} parameters, cross-entropy loss, SGD with momentum.')
+    if cfg.get('model') == 'cnn':
+        k = cfg.get('conv_kernel_size', 3)
+        blocks = ', '.join(f'conv {n} filters {k}x{k} + ReLU + 2x2 max-pool'
+                           for n in cfg['conv_channels'])
+        fc = ''.join(f', FC {n} + ReLU' for n in cfg['fc_sizes'])
+        return f'CNN on 28x28 images: {blocks}{fc}, FC {c}; softmax cross-entropy'
+    hidden = list(cfg.get('hidden_sizes') or [])
+    n = parameter_count(d, hidden, c)
+    if not hidden:
+        return (f'softmax regression (the homework): y = softmax(W^T x + b), W of {d} x {c} '
+                f'and b of {c}, {n:,} parameters, cross-entropy loss')
+    return (f"MLP {'-'.join(map(str, [d] + hidden + [c]))} with {cfg.get('activation', 'relu')} "
+            f"hidden layer{'s' if len(hidden) > 1 else ''}, {n:,} parameters, "
+            f"{cfg.get('loss', 'softmax_cross_entropy').replace('_', ' ')} loss")
+
+
+def settings_description(cfg, vary=None):
+    """The training settings of a cfg in a few words (without the `vary` key)."""
+    parts = [('max_epoch', f"{cfg['max_epoch']} epochs"), ('batch_size', f"batch {cfg['batch_size']}"),
+             ('learning_rate', f"lr {cfg['learning_rate']:g}"),
+             ('momentum', f"momentum {cfg['momentum']:g}")]
+    if cfg.get('weight_decay'):
+        parts.append(('weight_decay', f"weight decay {cfg['weight_decay']:g}"))
+    if cfg.get('lr_schedule', 'constant') != 'constant':
+        parts.append(('lr_schedule', f"lr x {cfg['lr_decay_factor']:g} every "
+                                     f"{cfg['lr_decay_every']} epoch(s)"))
+    parts.append(('seed', f"seed {cfg['seed']}"))
+    return ', '.join(text for key, text in parts if key != vary)
 
 
 def write_setup_page(writer, results, records):
@@ -503,7 +577,7 @@ def write_setup_page(writer, results, records):
                       '--quick for the report.' if quick else '.'),
                    color='firebrick' if quick else '0.3', gap=0.25)
 
-    data, base = results['data'], results['base_cfg']
+    data = results['data']
     page.heading('Setup', size=13)
     page.paragraph(f"Data: MNIST-format IDX files in {data['root']}: {data['n_train']:,} training, "
                    f"{data['n_val']:,} validation (the last 1/12 of the training file) and "
@@ -511,19 +585,34 @@ def write_setup_page(writer, results, records):
                    f"{data['num_classes']} classes. Hyper-parameters are compared on the "
                    f"validation set; the test set is only evaluated at the end of each run.",
                    bullet=True)
-    page.paragraph('Model: ' + model_description(data, base['hidden_sizes']), bullet=True)
-    page.paragraph('Every run starts from the settings below and changes one of them. All runs '
-                   'use the same seed, so they start from the same weights. '
+    page.paragraph('Each page compares runs that differ in one setting; all runs use the same seed, '
+                   'so runs of one model start from the same weights. '
                    f"\"Epochs to {100 * results['val_target']:g}%\" is the number of epochs after "
                    f"which the validation accuracy first reaches {100 * results['val_target']:g}%. "
-                   'Times are seconds of training (validation excluded); "s / epoch" is the '
-                   'median over the epochs of a run.', bullet=True)
-    page.table(['Setting', 'Value', 'Meaning'],
-               [[key, str(base[key]), SETTING_MEANING.get(key, '')] for key in base],
-               col_widths=[1.2, 1.0, 4.0])
+                   'Times are CPU seconds of the training process (validation excluded); '
+                   '"s / epoch" is the median over the epochs of a run.', bullet=True)
+
+    page.heading('Models and settings of the runs', size=13)
+    models = {}                              # model description: the experiments using it
+    for experiment in results['experiments']:
+        for run in experiment['runs']:
+            described = model_description(data, results['runs'][run['key']]['cfg'])
+            models.setdefault(described, [])
+            if experiment['section'].split(' ')[0] not in models[described]:
+                models[described].append(experiment['section'].split(' ')[0])
+    for described, sections in models.items():
+        page.paragraph(f"Model{'' if len(models) == 1 else ' of ' + ', '.join(sections)}: "
+                       f"{described}.", bullet=True)
+    for experiment in results['experiments']:
+        cfg = results['runs'][experiment['runs'][0]['key']]['cfg']
+        compared = ('; compared: ' + ', '.join(run['label'] for run in experiment['runs'])
+                    if experiment['vary'] else '')
+        page.paragraph(f"{experiment['section'].split(' ')[0]} {experiment['title']}: "
+                       f"{settings_description(cfg, experiment['vary'])}{compared}.", bullet=True)
 
     machine, timing = results['machine'], results['timing']
     page.heading('Machine and time', size=13)
+    jobs = timing.get('jobs', 1)
     for text in (
             f"CPU: {machine['cpu']}, {machine['logical_cores']} logical cores; {machine['platform']}",
             f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {machine['blas']}), "
@@ -531,20 +620,22 @@ def write_setup_page(writer, results, records):
             f"BLAS threads: {machine['blas_threads']}. The project runs with one BLAS thread "
             f"unless OPENBLAS_NUM_THREADS is set (README, Speed): on a shared machine a second "
             f"thread makes the timings of small matrix products erratic.",
-            f"{timing['runs']} distinct runs: {timing['trained']} trained now, {timing['cached']} "
-            f"loaded from the cache (report/cache); this regeneration spent "
-            f"{timing['run_seconds']:.1f} s on them. Training time of all runs, as measured "
-            f"when each was trained: {timing['training_seconds_all_runs']:.1f} s.",
-            'Timings were measured on this machine, one run after another'
+            f"{timing['runs']} distinct runs: {timing['trained']} trained now"
+            + (f" ({jobs} at a time, in worker processes with one BLAS thread each)" if jobs > 1 else '')
+            + f", {timing['cached']} loaded from the cache; this regeneration spent "
+            f"{timing['run_seconds']:.1f} s on them. CPU time of training all runs: "
+            f"{timing['training_seconds_all_runs']:.1f} s.",
+            'Times are CPU time (time.process_time) of the process that trained the run: other '
+            'programs barely change it, unlike the wall clock'
             + (f" (1-minute load average between {timing['load_average_range'][0]:g} and "
                f"{timing['load_average_range'][1]:g} during the runs, on "
                f"{machine['logical_cores']} cores)" if timing['load_average_range'] else '')
-            + '. Other work on the machine slows a run down: compare seconds per epoch '
-              'with care, and regenerate (--force) on an idle machine for clean timings.'):
+            + '. Differences of a few percent are still noise; regenerate (--force) on an idle '
+              'machine for the cleanest timings.'):
         page.paragraph(text, bullet=True)
 
     if timing.get('skipped_experiments'):
-        page.paragraph('Left out (they need code this handout does not have): '
+        page.paragraph('Left out (they need code this folder does not have): '
                        + ', '.join(timing['skipped_experiments']) + '.', bullet=True)
 
     page.heading('Status of a run', size=13)
@@ -557,18 +648,30 @@ def write_setup_page(writer, results, records):
     writer.finish_page(page)
 
 
-def write_findings(page, experiment, results):
+def write_findings(page, item, results, reserve=0.0):
     """The reference report's computed observations, or the box with the
-    student's own analysis of this page."""
+    student's own analysis of this page. item: an entry of results['experiments']
+    or results['analysis_sections']; reserve: the inches the page must keep below."""
     if results.get('audience') != 'student':
-        for found in experiment['observations']:
+        for found in item.get('observations', []):
             page.paragraph(found['text'], bullet=True)
         return
-    text = experiment['analysis'] or (
-        f"(Write your analysis in report/analysis.md under \"## {experiment['name']}\", then run "
+    text = item['analysis'] or (
+        f"(Write your analysis in report/analysis.md under \"## {item['name']}\", then run "
         f"the report again.)")
-    page.analysis_box('Your analysis: ' + experiment['question'], text,
-                      placeholder=experiment['analysis'] is None)
+    moved = page.analysis_box('Your analysis: ' + item['question'], text,
+                              placeholder=item['analysis'] is None, reserve=reserve)
+    if moved:
+        page.writer.notices.append(
+            f"Your analysis '## {item['name']}' is {moved} lines longer than its box on page "
+            f"{page.number}: the rest is on page {page.number + 1} (keep it to about 10 lines "
+            f"to fit the box).")
+
+
+def _plot_content(entries):
+    """What a block of plots shows (its name in the figure cache)."""
+    return [{'label': e['label'], 'value': e.get('value'), 'summary': e['summary'],
+             'history': e['record']['history']} for e in entries]
 
 
 def write_single_page(writer, experiment, spec, results, records):
@@ -577,10 +680,12 @@ def write_single_page(writer, experiment, spec, results, records):
     page = writer.new_page(f"{experiment['section']}: {experiment['title']}")
     page.heading(experiment['section'])
     page.paragraph(spec.intro, color='0.3')
-    write_findings(page, experiment, results)
+    header = ['Split', 'Images', 'Loss', 'Accuracy (%)']
+    reserve = 0.1 + page.table_height(header, [[]] * 3) + 0.2 + 2 * pages.LINE + 0.1 + pages.PLOT_HEIGHT
+    write_findings(page, experiment, results, reserve=reserve)
     page.y -= 0.1
     data = results['data']
-    page.table(['Split', 'Images', 'Loss', 'Accuracy (%)'], [
+    page.table(header, [
         ['training (mean over the last epoch)', f"{data['n_train']:,}",
          _num(summary['final_train_loss'], '{:.4f}'), _acc(summary['final_train_acc'])],
         ['validation (after the last epoch)', f"{data['n_val']:,}",
@@ -589,11 +694,11 @@ def write_single_page(writer, experiment, spec, results, records):
          _acc(summary['test_acc'])],
     ], col_widths=[3, 1, 1, 1.2])
     page.paragraph(f"Training time: {summary['epochs_completed']} epochs of "
-                   f"{summary['updates_per_epoch']} updates, {summary['train_seconds']:.2f} s in "
+                   f"{summary['updates_per_epoch']} updates, {summary['train_seconds']:.2f} CPU s in "
                    f"total, {summary['sec_per_epoch']:.3f} s per epoch (median).", color='0.3')
     entry = {'label': run['label'], 'record': record, 'summary': summary}
-    pages.plot_single_run(page, entry)
-    writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
+    page.plots(2, 2, lambda fig, gs: pages.plot_single_run(fig, gs, entry), _plot_content([entry]))
+    writer.finish_page(page, figure_name=f"{page.number:02d}-{experiment['name']}")
 
 
 def write_comparison_page(writer, experiment, spec, results, records, new_section):
@@ -603,12 +708,10 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     page.heading(experiment['title'], size=11.5)
     if spec.intro:
         page.paragraph(spec.intro, color='0.3')
-    write_findings(page, experiment, results)
-    page.y -= 0.1
     target = f"{100 * results['val_target']:g}%"
-    header = [experiment['vary'], 'Status', 'Epochs\ndone', 'Train loss\n(last epoch)',
+    header = ['Run', 'Status', 'Epochs\ndone', 'Train loss\n(last epoch)',
               'Train acc\n(%)', 'Val acc\n(%)', 'Test acc\n(%)', f'Epochs\nto {target}\nval acc',
-              's / epoch\n(median)', f's to\n{target}\nval acc', 'Updates\n/ epoch']
+              'CPU s /\nepoch\n(median)', f'CPU s to\n{target}\nval acc', 'Updates\n/ epoch']
     rows = []
     for run in experiment['runs']:
         s = results['runs'][run['key']]['summary']
@@ -618,28 +721,37 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
                      _num(s['epochs_to_target'], '{}') if s['epochs_to_target'] else 'never',
                      _num(s['sec_per_epoch'], '{:.3f}'),
                      _num(s['seconds_to_target'], '{:.2f}'), str(s['updates_per_epoch'])])
-    header[0] = 'Run'
+    reserve = 0.1 + page.table_height(header, rows) + 0.2 + pages.PLOT_HEIGHT
+    write_findings(page, experiment, results, reserve=reserve)
+    page.y -= 0.1
     page.table(header, rows, col_widths=[1.9, 1.1, 0.8, 1.2, 1, 1, 1, 1, 1, 1, 1], size=7.5)
     entries = [{'label': run['label'], 'value': run['value'], 'record': records[run['key']],
                 'summary': results['runs'][run['key']]['summary']} for run in experiment['runs']]
-    pages.plot_comparison(page, entries, experiment['vary'], spec.summary_plot)
-    writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
+    page.plots(2, 2, lambda fig, gs: pages.plot_comparison(fig, gs, entries, experiment['vary'],
+                                                           spec.summary_plot),
+               [_plot_content(entries), experiment['vary'], spec.summary_plot])
+    writer.finish_page(page, figure_name=f"{page.number:02d}-{experiment['name']}")
 
 
-def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None,
-              cache_dir=None):
-    """report.pdf and figures/*.png; returns (page titles, figure files).
+def write_pdf(results, records, experiments, out_dir, page_png_dir=None, cache_dir=None,
+              cjk_font=pages.visualize.CJK_FONT):
+    """report.pdf and figures/*.png; returns (page titles, figure files, notices).
 
-    With a cache_dir, a page after the momentum experiment's shows what its
-    momentum-0.9 run learned (the weights are cached there, see model_pictures.py)."""
+    With a cache_dir, the blocks of plots already drawn are taken from
+    cache_dir/figures, and a page after the momentum experiment's shows what
+    its momentum-0.9 run learned (the weights are cached there, see
+    model_pictures.py). notices: what the console should say (an analysis
+    longer than its box, no Chinese font)."""
     figure_dir = out_dir / 'figures'
     specs = {spec.name: spec for spec in experiments}
+    sections = {item['name']: item for item in results.get('analysis_sections', [])}
     metadata = {'Title': results['title'], 'Author': 'report/make_report.py',
                 'Subject': 'Homework report (notes §1.3): ' + results['mode'] + ' run',
-                'Keywords': 'softmax regression, MNIST, momentum, learning rate, batch size'}
+                'Keywords': 'MNIST, softmax regression, MLP, CNN, momentum, learning rate, batch size'}
     with atomic_write(out_dir / 'report.pdf', 'wb') as f:
-        writer = pages.ReportWriter(f, figure_dir, metadata, png_dpi=png_dpi,
-                                    page_png_dir=page_png_dir)
+        writer = pages.ReportWriter(f, figure_dir, metadata, page_png_dir=page_png_dir,
+                                    figure_cache=None if cache_dir is None else Path(cache_dir) / 'figures',
+                                    cjk_font=cjk_font)
         try:
             write_setup_page(writer, results, records)
             previous_section = None
@@ -652,14 +764,19 @@ def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=
                                           new_section=experiment['section'] != previous_section)
                 previous_section = experiment['section']
                 if experiment['name'] == model_pictures.EXPERIMENT and cache_dir is not None:
-                    model_pictures.write_page(writer, results, records, cache_dir)
+                    pictures = sections.get(PICTURES_SECTION[0])
+                    model_pictures.write_page(
+                        writer, results, records, cache_dir,
+                        findings=None if pictures is None else
+                        (lambda page: write_findings(page, pictures, results,
+                                                     reserve=model_pictures.PICTURES_HEIGHT)))
         finally:
             writer.close()
     # Remove figures of experiments that no longer exist.
     for stale in figure_dir.glob('*.png'):
         if f'{figure_dir.name}/{stale.name}' not in writer.figures:
             stale.unlink()
-    return writer.pages, writer.figures
+    return writer.pages, writer.figures, writer.notices
 
 
 # ---------------------------------------------------------------------------
@@ -673,6 +790,9 @@ def parse_args(argv):
                         help=f'a subset of the runs with {QUICK_EPOCHS} epochs each (for CI); '
                              'writes to report/quick/ unless --out-dir is given')
     parser.add_argument('--force', action='store_true', help='retrain runs even if cached')
+    parser.add_argument('--assignment', choices=list(ASSIGNMENT_TITLES), default=handout_assignment(),
+                        help="the assignment whose report to make (default: this handout's, "
+                             "or 'all' in the reference repository: %(default)s)")
     parser.add_argument('--jobs', type=int, default=default_jobs(), metavar='N',
                         help='train up to N runs at once, in worker processes with one BLAS thread '
                              'each (default: the number of cores, %(default)s; 1: one after another '
@@ -706,7 +826,9 @@ def parse_args(argv):
 def main(argv=None, experiments=None):
     """Run everything and write the report; returns the results dict."""
     args = parse_args(argv)
-    experiments = EXPERIMENTS if experiments is None else experiments
+    experiments = experiments_of(args.assignment, experiments)
+    if not experiments:
+        raise SystemExit(f'make_report.py: the {args.assignment!r} report has no experiment.')
     out_dir = args.out_dir or (HERE / 'quick' if args.quick else HERE)
     started = datetime.datetime.now().astimezone()
     clock = time.perf_counter()
@@ -737,13 +859,17 @@ def _make_report(args, experiments, out_dir, started, clock):
                                    force=args.force, jobs=args.jobs)
 
     instructor = is_reference() if args.instructor is None else args.instructor
-    analysis = None if instructor else read_analysis(args.analysis, [e for e, _ in plan])
+    analysis = None if instructor else read_analysis(
+        args.analysis, analysis_sections([e for e, _ in plan]))
     results = build_results(plan, records, stats, args.quick, args.data_root, started,
-                            analysis=analysis)
+                            analysis=analysis, assignment=args.assignment)
     print('Writing the PDF ...', flush=True)
     try:
-        page_titles, figures = write_pdf(results, records, experiments, out_dir,
-                                         page_png_dir=args.page_png, cache_dir=args.cache_dir)
+        page_titles, figures, notices = write_pdf(results, records, experiments, out_dir,
+                                                  page_png_dir=args.page_png, cache_dir=args.cache_dir)
+        for notice in notices:
+            print(notice, flush=True)
+        results['notices'] = notices
         results['pages'] = page_titles
         results['figures'] = figures
         results['timing']['total_seconds'] = time.perf_counter() - clock
