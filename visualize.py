@@ -5,6 +5,7 @@ per epoch, as in the original homework framework. It works without a screen
 (matplotlib falls back to its Agg backend) and can save the figure to a file.
 """
 
+import logging
 import os
 
 import matplotlib
@@ -60,6 +61,9 @@ def use_cjk_font():
     if name is not None:
         families = [family for family in plt.rcParams['font.family'] if family != name]
         plt.rcParams['font.family'] = families + [name]
+        # A CJK font often has no bold face: matplotlib then uses the regular
+        # one, and says so at every bold title; the regular face is fine.
+        logging.getLogger('matplotlib.font_manager').setLevel(logging.ERROR)
     return name
 
 

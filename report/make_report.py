@@ -439,6 +439,9 @@ def _train(tasks, workers):
     when workers <= 1, else in `workers` processes with one BLAS thread each
     (started fresh, 'spawn', so that the thread setting takes effect before
     they import NumPy). Ctrl-C stops the workers; finished runs are cached."""
+    main_file = getattr(sys.modules['__main__'], '__file__', None)
+    if main_file is not None and not os.path.exists(main_file):
+        workers = 1        # a script read from stdin: a 'spawn' worker could not start it again
     if workers <= 1:
         for task in tasks:
             yield runs.train_in_worker(task)

@@ -179,7 +179,7 @@ def train_run(cfg):
         'test_acc': test_acc,
         'updates_per_epoch': updates_per_epoch,
         'data': {'n_train': len(train_set), 'n_val': len(val_set), 'n_test': len(test_set),
-                 'num_features': int(train_set.images.shape[1]),
+                 'num_features': int(np.prod(train_set.images.shape[1:])),
                  'num_classes': int(train_set.num_classes)},
         'wall_seconds': time.perf_counter() - start,
         # Other work on the machine slows a run down: keep the load with its timings.
