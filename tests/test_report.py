@@ -195,6 +195,32 @@ def test_runs_in_worker_processes_give_the_numbers_of_one_process(tmp_path):
             runs.load_cached(tmp_path / 'cache1', key)['history']['iter_loss']
 
 
+@pytest.mark.skipif(not (REPO_ROOT / 'data' / 'train-images-idx3-ubyte.gz').exists(),
+                    reason='the shipped MNIST files are not in data/')
+def test_ctrl_c_stops_the_workers_and_keeps_the_finished_runs(tmp_path):
+    import signal
+    cache = tmp_path / 'cache'
+    report = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / 'report' / 'make_report.py'), '--assignment', 'softmax',
+         '--out-dir', str(tmp_path / 'out'), '--cache-dir', str(cache), '--jobs', '2'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=dict(os.environ, OPENBLAS_NUM_THREADS='1'))
+    finished = []
+    for line in report.stdout:                   # wait until a worker has finished a run
+        if re.match(r'^\[ ?\d+/\d+\] .*epochs in', line):
+            finished.append(line)
+            break
+    assert finished, report.stderr.read()
+    os.killpg(report.pid, signal.SIGINT)         # Ctrl-C reaches every process of the terminal
+    out, err = report.communicate(timeout=120)
+    assert report.returncode == 130, err
+    assert 'Interrupted. Finished runs are cached' in err and 'Traceback' not in err, err
+    assert not (tmp_path / 'out' / 'report.pdf').exists()
+    saved = list(cache.glob('run-*.json'))
+    assert 1 <= len(saved) < 12
+    assert all(runs.load_cached(cache, path.stem[len('run-'):]) is not None for path in saved)
+
+
 def test_bad_number_of_jobs_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         make_report.parse_args(['--jobs', '0'])
