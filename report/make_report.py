@@ -712,7 +712,7 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     if spec.intro:
         page.paragraph(spec.intro, color='0.3')
     target = f"{100 * results['val_target']:g}%"
-    header = ['Run', 'Status', 'Epochs\ndone', 'Train loss\n(last epoch)',
+    header = ['Run', 'Status', 'Epochs\ndone', 'Train loss\n(last\nepoch)',
               'Train acc\n(%)', 'Val acc\n(%)', 'Test acc\n(%)', f'Epochs\nto {target}\nval acc',
               'CPU s /\nepoch\n(median)', f'CPU s to\n{target}\nval acc', 'Updates\n/ epoch']
     rows = []
@@ -727,7 +727,12 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     reserve = 0.1 + page.table_height(header, rows) + 0.2 + pages.PLOT_HEIGHT
     write_findings(page, experiment, results, reserve=reserve)
     page.y -= 0.1
-    page.table(header, rows, col_widths=[1.9, 1.1, 0.8, 1.2, 1, 1, 1, 1, 1, 1, 1], size=7.5)
+    # The first column as wide as its longest label (about 0.058 inch per character at 7.5 pt).
+    others = [1.1, 0.8, 1.2, 1, 1, 1, 1, 1, 1, 1]
+    need = 0.058 * max(len(row[0]) for row in rows) + 0.15
+    width = pages.A4[0] - 2 * pages.MARGIN
+    first = max(1.9, need * sum(others) / (width - need))
+    page.table(header, rows, col_widths=[first] + others, size=7.5)
     entries = [{'label': run['label'], 'value': run['value'], 'record': records[run['key']],
                 'summary': results['runs'][run['key']]['summary']} for run in experiment['runs']]
     page.plots(2, 2, lambda fig, gs: pages.plot_comparison(fig, gs, entries, experiment['vary'],

@@ -581,6 +581,7 @@ def test_momentum_sweep_tick_labels_do_not_collide():
 def sheets(monkeypatch):
     """Every sheet the report writes: (title, [(text, its box in inches)], figure box),
     recorded just before the sheet goes into the PDF."""
+    import matplotlib.table
     import matplotlib.text
     recorded = []
     real = make_report.pages.ReportWriter._save_sheet
@@ -589,6 +590,11 @@ def sheets(monkeypatch):
         renderer = page.fig.canvas.get_renderer()
         texts = [(t.get_text(), t.get_window_extent(renderer).transformed(page.fig.dpi_scale_trans.inverted()))
                  for t in page.fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+        for table in page.fig.findobj(matplotlib.table.Table):
+            for cell in table.get_celld().values():
+                text = cell.get_text()
+                if text.get_window_extent(renderer).width > cell.get_window_extent(renderer).width:
+                    texts.append((f'TABLE CELL TOO NARROW: {text.get_text()}', None))
         recorded.append((writer.pages[-1], texts, page.fig.bbox_inches))
         real(writer, page)
     monkeypatch.setattr(make_report.pages.ReportWriter, '_save_sheet', save_sheet)
@@ -600,18 +606,21 @@ LONG_ENGLISH = ' '.join(f'Sentence {i} of a long analysis that quotes the number
 CHINESE = '动量让参数沿着过去梯度的方向继续移动，所以在损失曲面平坦的方向上步子更大，收敛更快。'
 
 
-def student_report(tiny_report, tmp_path, analysis_text, *extra):
+def student_report(tiny_report, tmp_path, analysis_text, *extra, audience='--student'):
     analysis = tmp_path / 'analysis.md'
     analysis.write_text(make_report.analysis_template(make_report.analysis_sections(make_report.EXPERIMENTS))
                         .replace('## momentum\n', '## momentum\n' + analysis_text + '\n'), encoding='utf-8')
     return make_report.main(quick_args(tiny_report['data'], tmp_path / 'out', tiny_report['cache'],
-                                       '--student', '--analysis', str(analysis), *extra))
+                                       audience, '--analysis', str(analysis), *extra))
 
 
-def test_every_text_lies_inside_its_page(tiny_report, tmp_path, sheets, capsys):
-    results = student_report(tiny_report, tmp_path, LONG_ENGLISH)
+@pytest.mark.parametrize('audience', ['--student', '--instructor'])
+def test_every_text_lies_inside_its_page(tiny_report, tmp_path, sheets, audience):
+    results = student_report(tiny_report, tmp_path, LONG_ENGLISH, audience=audience)
     assert len(sheets) == len(results['pages'])
     for title, texts, page_box in sheets:
+        narrow = [text for text, box in texts if box is None]
+        assert not narrow, f'on the page {title!r}: {narrow}'
         for text, box in texts:
             assert page_box.x0 <= box.x0 and box.x1 <= page_box.x1 + 1e-6 and \
                 page_box.y0 <= box.y0 and box.y1 <= page_box.y1 + 1e-6, \
