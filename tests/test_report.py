@@ -631,7 +631,7 @@ def test_every_text_lies_inside_its_page(tiny_report, tmp_path, sheets, audience
 
 
 def test_analysis_longer_than_its_box_continues_on_the_next_page(tiny_report, tmp_path, sheets, capsys):
-    results = student_report(tiny_report, tmp_path, LONG_ENGLISH)
+    results = student_report(tiny_report, tmp_path, LONG_ENGLISH, '--assignment', 'softmax')
     out = capsys.readouterr().out
     momentum_page = results['pages'].index(f'{make_report.SECTION_B}: {make_report.EXPERIMENTS[1].title}')
     assert results['pages'][momentum_page + 1].endswith('(continued)')
@@ -644,7 +644,7 @@ def test_analysis_longer_than_its_box_continues_on_the_next_page(tiny_report, tm
 
 
 def test_pictures_page_has_its_question_and_box(tiny_report, tmp_path, sheets):
-    results = student_report(tiny_report, tmp_path, 'Short.')
+    results = student_report(tiny_report, tmp_path, 'Short.', '--assignment', 'softmax')
     assert (tmp_path / 'analysis.md').read_text().count('## momentum_pictures') == 1
     page = results['pages'].index(make_report.model_pictures.TITLE)
     title, texts, _ = sheets[page]
@@ -701,7 +701,7 @@ def test_chinese_analysis_without_a_chinese_font_says_how_to_get_one(tiny_report
                         make_report.write_pdf.__defaults__[:-1] + (None,))
     with warnings.catch_warnings():
         warnings.filterwarnings('error', message='Glyph .* missing')
-        results = student_report(tiny_report, tmp_path, CHINESE)
+        results = student_report(tiny_report, tmp_path, CHINESE, '--assignment', 'softmax')
     out = capsys.readouterr().out
     assert out.count('fonts-noto-cjk') == 1                          # one clear message
     assert results['notices'] == [make_report.pages.visualize.NO_CJK_FONT]
@@ -715,7 +715,7 @@ def test_chinese_analysis_is_drawn_with_a_chinese_font(tiny_report, tmp_path, sh
     import warnings
     with warnings.catch_warnings():
         warnings.filterwarnings('error', message='Glyph .* missing')
-        results = student_report(tiny_report, tmp_path, CHINESE * 2)
+        results = student_report(tiny_report, tmp_path, CHINESE * 2, '--assignment', 'softmax')
     assert results['notices'] == []
     drawn = ''.join(text for _, texts, _ in sheets for text, _ in texts).replace('\n', '')
     assert CHINESE * 2 in drawn
