@@ -128,6 +128,8 @@ class EpochCpuTime:
         self._last_update = time.process_time()
 
     def on_epoch_end(self, solver, epoch):
+        if self._last_update is None:
+            raise RuntimeError('EpochCpuTime: the Solver did not call on_batch_end after an update')
         self.seconds.append(self._last_update - self._epoch_start)
         self._epoch_start = time.process_time()
 

@@ -110,6 +110,19 @@ def test_results_file_contains_every_run(tiny_report):
 # The cache
 # ---------------------------------------------------------------------------
 
+def test_times_are_cpu_seconds_of_each_epochs_training(tiny_report):
+    # One BLAS thread: the CPU time of an epoch's updates cannot exceed their
+    # wall-clock time, which excludes validation (a CPU clock that also counted
+    # the validation would exceed it).
+    for key, run in tiny_report['results']['runs'].items():
+        record = runs.load_cached(tiny_report['cache'], key)
+        cpu, wall = record['epoch_cpu_time'], record['history']['epoch_time']
+        assert len(cpu) == len(wall) == run['summary']['epochs_completed']
+        assert all(0 < c <= 1.05 * w + 0.005 for c, w in zip(cpu, wall)), (cpu, wall)
+        assert run['summary']['sec_per_epoch'] == float(np.median(cpu))
+        assert run['summary']['wall_sec_per_epoch'] == float(np.median(wall))
+
+
 def test_cached_rerun_does_no_training(tiny_report, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError('a cached rerun must not train')
