@@ -1,6 +1,7 @@
 """Regenerate the homework's PDF report with one command (notes §1.3).
 
-    python report/make_report.py            # every experiment (the homework's 12 runs: about 70 s of CPU)
+    python report/make_report.py            # this folder's assignment's report (a handout's own; all in the reference)
+    python report/make_report.py --assignment softmax   # one assignment's report (12 runs: about 70 s of CPU)
     python report/make_report.py --quick    # a subset with 2 epochs, for CI
     python report/make_report.py --force    # retrain even the runs in the cache
     python report/make_report.py --jobs 4   # train up to 4 runs at once (default: one per core)
@@ -9,12 +10,14 @@
 It runs with one BLAS thread unless OPENBLAS_NUM_THREADS is set (threads.py;
 applied below, before NumPy is imported), and the setup page says so.
 
-It trains every run listed in EXPERIMENTS below (all with the same seed),
-then writes, in the output folder (report/ by default, report/quick/ with
---quick):
-    report.pdf      title and setup, then (a) accuracy and curves of the
-                    default run, (b) momentum against no momentum, (c) the
-                    other hyper-parameters. The student report (the default
+It trains the runs of the assignment's experiments in EXPERIMENTS below
+(all with the same seed), then writes, in the output folder (report/ by
+default, report/quick/ with --quick):
+    report.pdf      title and setup (the models and settings of its runs),
+                    then for softmax (a) accuracy and curves of the default
+                    run, (b) momentum against no momentum and what the
+                    momentum-0.9 run learned, (c) the other hyper-parameters;
+                    for the MLP (d), for the CNN (e). The student report (the default
                     in a handout) puts each page's question and a box with the
                     student's analysis (report/analysis.md) on it; the
                     instructors' reference report (the default where the
