@@ -5,6 +5,9 @@ per epoch, as in the original homework framework. It works without a screen
 (matplotlib falls back to its Agg backend) and can save the figure to a file.
 """
 
+import logging
+import os
+
 import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.ticker
@@ -13,6 +16,67 @@ import numpy as np
 from fileio import save_figure
 from layers import parameter_slots
 from callbacks import LayerStatistics, LiveCurves  # noqa: F401 (training callbacks, found here too)
+
+# ---------------------------------------------------------------------------
+# Chinese text in figures
+# ---------------------------------------------------------------------------
+
+# Fonts with Chinese glyphs, most common first: Linux (Noto / Source Han,
+# WenQuanYi, Droid), Windows (Microsoft YaHei, SimHei), macOS (PingFang, Heiti).
+CJK_FONTS = ('Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'WenQuanYi Micro Hei',
+             'WenQuanYi Zen Hei', 'Microsoft YaHei', 'SimHei', 'PingFang SC', 'Hiragino Sans GB',
+             'Heiti SC', 'STHeiti', 'Droid Sans Fallback', 'AR PL UMing CN', 'Arial Unicode MS')
+CJK_FONT_FILES = ('notosanscjk', 'sourcehansans', 'wqy-microhei', 'wqy-zenhei', 'msyh', 'simhei',
+                  'pingfang', 'droidsansfallback', 'uming')
+NO_CJK_FONT = ("Chinese text cannot be drawn: this computer has no font with Chinese characters. "
+               "Install one, e.g. 'sudo apt install fonts-noto-cjk' (Debian, Ubuntu; or the smaller "
+               "fonts-wqy-microhei), 'sudo dnf install google-noto-sans-cjk-fonts' (Fedora); "
+               "Windows and macOS have one. Then run again.")
+
+
+def cjk_font():
+    """The name of an installed font with Chinese glyphs, or None.
+
+    Looks in matplotlib's font list first, then among the system's font
+    files (a font installed after matplotlib built its list), adding it."""
+    from matplotlib import font_manager
+    known = {font.name for font in font_manager.fontManager.ttflist}
+    found = next((name for name in CJK_FONTS if name in known), None)
+    if found is None:
+        for path in font_manager.findSystemFonts():
+            if any(part in os.path.basename(path).lower().replace('_', '') for part in CJK_FONT_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        known = {font.name for font in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in known), None)
+    return found
+
+
+def use_cjk_font():
+    """Let figures draw Chinese: the CJK font becomes the fallback of the
+    default font (matplotlib takes each glyph from the first font of
+    rcParams['font.family'] that has it). Returns the font's name, or None
+    when the system has none (see NO_CJK_FONT)."""
+    name = cjk_font()
+    if name is not None:
+        families = [family for family in plt.rcParams['font.family'] if family != name]
+        plt.rcParams['font.family'] = families + [name]
+        # A CJK font often has no bold face: matplotlib then uses the regular
+        # one, and says so at every bold title; the regular face is fine.
+        logging.getLogger('matplotlib.font_manager').setLevel(logging.ERROR)
+    return name
+
+
+# Figures of the notebooks and of the report draw Chinese where the system can.
+CJK_FONT = use_cjk_font()
+
+
+def has_cjk(text):
+    """True if text holds a CJK ideograph, kana, hangul or full-width punctuation."""
+    return any('\u2e80' <= char <= '\u9fff' or '\uac00' <= char <= '\ud7af' or '\uff00' <= char <= '\uffef'
+               for char in text)
 
 
 def _can_show():

@@ -1,19 +1,23 @@
 """Regenerate the homework's PDF report with one command (notes §1.3).
 
-    python report/make_report.py            # every experiment (the homework's 12 runs: about 70 s of CPU)
+    python report/make_report.py            # this folder's assignment's report (a handout's own; all in the reference)
+    python report/make_report.py --assignment softmax   # one assignment's report (12 runs: about 70 s of CPU)
     python report/make_report.py --quick    # a subset with 2 epochs, for CI
     python report/make_report.py --force    # retrain even the runs in the cache
+    python report/make_report.py --jobs 4   # train up to 4 runs at once (default: one per core)
     python3 tools/quickstart.py report      # the same, with the project's Python
 
 It runs with one BLAS thread unless OPENBLAS_NUM_THREADS is set (threads.py;
 applied below, before NumPy is imported), and the setup page says so.
 
-It trains every run listed in EXPERIMENTS below (all with the same seed),
-then writes, in the output folder (report/ by default, report/quick/ with
---quick):
-    report.pdf      title and setup, then (a) accuracy and curves of the
-                    default run, (b) momentum against no momentum, (c) the
-                    other hyper-parameters. The student report (the default
+It trains the runs of the assignment's experiments in EXPERIMENTS below
+(all with the same seed), then writes, in the output folder (report/ by
+default, report/quick/ with --quick):
+    report.pdf      title and setup (the models and settings of its runs),
+                    then for softmax (a) accuracy and curves of the default
+                    run, (b) momentum against no momentum and what the
+                    momentum-0.9 run learned, (c) the other hyper-parameters;
+                    for the MLP (d), for the CNN (e). The student report (the default
                     in a handout) puts each page's question and a box with the
                     student's analysis (report/analysis.md) on it; the
                     instructors' reference report (the default where the
@@ -24,9 +28,13 @@ then writes, in the output folder (report/ by default, report/quick/ with
                     the observations with the numbers they state; the pages
     figures/*.png   the plots of each page
 
-Finished runs are cached in report/cache/ (one JSON file per run), so an
+The runs are independent: with --jobs N they are trained N at a time, in
+worker processes with one BLAS thread each; every run is seeded, so the
+numbers do not depend on N. Finished runs are cached in report/cache/ (one
+JSON file per run, written by the process that trained it), so an
 interrupted regeneration resumes where it stopped, and a rerun with nothing
-changed trains nothing. Changing the data or the framework's code (loss.py,
+changed trains nothing. Two report runs on one cache folder take turns (the
+second waits, and says so). Changing the data or the framework's code (loss.py,
 optimizer.py, ...) retrains, because both are part of a run's cache key.
 
 To add an experiment, add one Experiment(...) to EXPERIMENTS: the runs, the
@@ -36,6 +44,8 @@ tables, the plots and the observations follow from it.
 import argparse
 import datetime
 import json
+import multiprocessing
+import os
 import re
 import sys
 import time
@@ -51,7 +61,7 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
 # One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py,
 # README "Speed"): applied here, before anything imports NumPy, so that the
 # timings in the report do not depend on how the script was started.
-from threads import apply_thread_policy, describe_threads  # noqa: E402
+from threads import THREAD_VARIABLES, apply_thread_policy, describe_threads  # noqa: E402
 
 apply_thread_policy(quiet=__name__ != '__main__')
 
@@ -101,6 +111,7 @@ class Experiment:
       where timing differences are only noise (the table still shows them)
     - question: what the student's analysis of this page should answer (the
       student report leaves a box for it; see ANALYSIS_FILE)
+    - assignment: the assignment whose report holds it (tools/assignments.json)
     """
     name: str
     section: str
@@ -114,6 +125,7 @@ class Experiment:
     intro: str = ''
     observe_speed: bool = True
     question: str = 'What do you observe, and why?'
+    assignment: str = 'softmax'
 
     def runs(self, quick):
         """[(label, value, cfg)] of its runs."""
@@ -186,7 +198,7 @@ EXPERIMENTS = [
                f'{activation.capitalize()} hidden layer, {how}', vary='loss',
                values=['euclidean', 'softmax_cross_entropy'], label='{value}',
                quick_values=['softmax_cross_entropy'],
-               overrides=dict(MLP_CFG, activation=activation, **settings),
+               overrides=dict(MLP_CFG, activation=activation, **settings), assignment='mlp',
                intro=f'MLP 784-128-10 with {activation.capitalize()}; only the loss differs. '
                      + description, observe_speed=False,
                question=f'With a {activation} hidden layer and {how}, how do the Euclidean loss '
@@ -200,7 +212,7 @@ EXPERIMENTS = [
 ] + [
     Experiment('mlp_depth', SECTION_D, 'One hidden layer against two', vary='hidden_sizes',
                values=[[128], [128, 128]], quick_values=[[128]], label='hidden {value}',
-               overrides=dict(MLP_CFG, **MLP_TUNED_SETTINGS), summary_plot='timing',
+               overrides=dict(MLP_CFG, **MLP_TUNED_SETTINGS), summary_plot='timing', assignment='mlp',
                intro='Softmax cross-entropy and ReLU with the tuned setting; one hidden layer of '
                      '128 units against two.',
                question='Does a second hidden layer help? What does it cost in time per epoch?'),
@@ -210,7 +222,7 @@ EXPERIMENTS = [
     # of the time).
     Experiment('cnn', SECTION_E, "The course's CNN against a wider one, 2 epochs", vary='conv_channels',
                values=[[8, 16], [16, 32]], quick_values=[[4]], label='conv {value}',
-               overrides=CNN_CFG, summary_plot='timing',
+               overrides=CNN_CFG, summary_plot='timing', assignment='cnn',
                intro="conv-ReLU-max-pool blocks with these numbers of 3x3 filters, then FC 128 and FC 10; "
                      "batch 50, momentum 0.9, lr 0.05 then 0.015 (chosen on the validation split), 2 epochs.",
                question='How does the CNN compare with the MLP, in accuracy and in time per epoch? '
@@ -223,10 +235,52 @@ EXPERIMENTS = [
 # 'softmax' handout"): the report leaves such experiments out.
 OTHER_ASSIGNMENT = re.compile(r"is part of the '[\w-]+' assignment")
 
-# The student's own analysis, one section per experiment ("## <name>"); the
-# student report puts each section in the box under its page's question.
+# Each assignment's report: its title and the experiments it holds ('all':
+# the instructors' report of every assignment).
+ASSIGNMENT_TITLES = {
+    'softmax': 'MNIST homework report: softmax regression',
+    'mlp': 'MNIST homework report: the multi-layer perceptron (case 2)',
+    'cnn': 'MNIST homework report: the convolutional network',
+    'all': 'MNIST homework report: softmax regression, the MLP and the CNN',
+}
+
+
+def handout_assignment(repo_root=REPO_ROOT):
+    """The assignment of this folder: the one a handout records in
+    tools/submission.json, or 'all' in the reference repository."""
+    try:
+        recorded = json.loads((Path(repo_root) / 'tools' / 'submission.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return 'all'
+    name = recorded.get('assignment') if isinstance(recorded, dict) else None
+    return name if name in ASSIGNMENT_TITLES else 'all'
+
+
+def experiments_of(assignment, experiments=None):
+    """The experiments of an assignment's report, in order."""
+    experiments = EXPERIMENTS if experiments is None else experiments
+    return [e for e in experiments if assignment == 'all' or e.assignment == assignment]
+
+
+# The student's own analysis, one section per page with a question ("## <name>");
+# the student report puts each section in the box under its page's question.
 ANALYSIS_FILE = HERE / 'analysis.md'
 ANALYSIS_HEADING = re.compile(r'^##\s+(?P<name>[\w-]+)')
+
+# The page after the momentum experiment's (model_pictures.py) has a question too.
+PICTURES_SECTION = ('momentum_pictures',
+                    'What do the class templates show? Which digits does the model confuse most, '
+                    'and why? Look at the misclassified images: would you have read them right?')
+
+
+def analysis_sections(experiments):
+    """[(name, question)] of the pages with a question, in the order of the report."""
+    sections = []
+    for experiment in experiments:
+        sections.append((experiment.name, experiment.question))
+        if experiment.name == model_pictures.EXPERIMENT:
+            sections.append(PICTURES_SECTION)
+    return sections
 
 
 def is_reference(repo_root=REPO_ROOT):
@@ -239,36 +293,38 @@ def is_reference(repo_root=REPO_ROOT):
     return False
 
 
-def analysis_template(experiments):
+def analysis_template(sections):
     lines = ['# Your analysis for the report',
              '',
              'Write your analysis under each heading (keep the "## name" lines), then run',
              '`python3 tools/quickstart.py report` again: each section goes into the box on its',
              'page of report.pdf (runs are cached: it only redraws the PDF). Lines starting with',
-             '">" are the questions and are not copied.', '']
-    for experiment in experiments:
-        lines += [f'## {experiment.name}', '', f'> {experiment.question}', '', '']
+             '">" are the questions and are not copied. A box holds about 10 lines; a longer',
+             'analysis continues on an extra page after its page (the report says so). You may',
+             'write in Chinese (中文): the report uses a Chinese font when the computer has one.', '']
+    for name, question in sections:
+        lines += [f'## {name}', '', f'> {question}', '', '']
     return '\n'.join(lines)
 
 
-def read_analysis(path, experiments):
-    """{experiment name: the student's text (None if empty)}. Writes the
-    template (the headings and questions) first if the file does not exist."""
+def read_analysis(path, sections):
+    """{section name: the student's text (None if empty)} for sections =
+    [(name, question)]. Writes the template (the headings and questions)
+    first if the file does not exist."""
     path = Path(path)
     if not path.exists():
         with atomic_write(path, 'w', encoding='utf-8') as f:
-            f.write(analysis_template(experiments))
+            f.write(analysis_template(sections))
         print(f'Wrote {path}: write your analysis there and run the report again.', flush=True)
-    sections, current = {}, None
+    written, current = {}, None
     for line in path.read_text(encoding='utf-8').splitlines():
         match = ANALYSIS_HEADING.match(line)
         if match:
             current = match['name']
-            sections.setdefault(current, [])
+            written.setdefault(current, [])
         elif current is not None and not line.lstrip().startswith('>'):
-            sections[current].append(line)
-    return {experiment.name: ('\n'.join(sections.get(experiment.name, [])).strip() or None)
-            for experiment in experiments}
+            written[current].append(line)
+    return {name: ('\n'.join(written.get(name, [])).strip() or None) for name, _ in sections}
 
 
 # What the setup page says about each hyper-parameter.
@@ -287,11 +343,29 @@ SETTING_MEANING = {
 # Running the experiments
 # ---------------------------------------------------------------------------
 
-def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
+def estimated_cost(cfg):
+    """A rough relative cost of a run (epochs times the work of an epoch), to
+    start the longest runs first when they are shared out among workers."""
+    work = 30.0 if cfg.get('model') == 'cnn' else 1.0 + sum(cfg.get('hidden_sizes') or []) / 64
+    return cfg['max_epoch'] * work * (1.0 + 20.0 / cfg['batch_size'])
+
+
+def default_jobs():
+    """The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                 # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jobs=1):
     """Train (or load from the cache) every run of every experiment.
 
-    Returns (plan, records, stats): plan = [(experiment, [(label, value, key)])],
-    records = {key: record}, stats = counts and seconds.
+    jobs > 1: the runs to train are shared out among that many worker
+    processes, each with one BLAS thread; every run is seeded, so the numbers
+    are those of jobs=1. Returns (plan, records, stats): plan =
+    [(experiment, [(label, value, key)])], records = {key: record}, stats =
+    counts and seconds.
     """
     data_fp = runs.data_fingerprint(data_root)
     code_fp = runs.code_fingerprint()
@@ -305,40 +379,56 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
             entries.append((label, value, key))
         plan.append((experiment, entries))
 
-    records, trained, cached, start = {}, 0, 0, time.perf_counter()
-    skipped = {}                           # experiment name: why its code is not there
+    found, start = {}, time.perf_counter()     # key: record, or the reason it is missing
     width = len(str(len(todo)))
-    for index, (key, (name, label, cfg)) in enumerate(todo.items(), start=1):
-        prefix = f'[{index:>{width}}/{len(todo)}] {name}: {label}'
-        log(f'{prefix} ...', end='', flush=True)
-        began = time.perf_counter()
-        try:
-            record, was_cached = runs.get_run(cfg, cache_dir, data_fp, code_fp, force=force)
-        except NotImplementedError as error:
-            if OTHER_ASSIGNMENT.search(str(error)):
-                # A handout of another assignment: this experiment needs code it lacks.
-                log(f' skipped: {error}', flush=True)
-                skipped[name] = str(error)
-                continue
-            raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
-                             f'TODOs first (python3 tools/quickstart.py test lists them).') from None
-        records[key] = record
-        cached += was_cached
-        trained += not was_cached
+    done = iter(range(1, len(todo) + 1))
+
+    def report(key, record, error, how):
+        name, label, _ = todo[key]
+        prefix = f'[{next(done):>{width}}/{len(todo)}] {name}: {label}'
+        if error is not None:
+            log(f'{prefix}: skipped: {error}', flush=True)
+            return
         s = runs.summarize(record, VAL_TARGET)
         result = (f"diverged at epoch {s['diverged_at']['epoch']}" if s['status'] == runs.DIVERGED
                   else f"val {observations.pct(s['final_val_acc'])}, "
                        f"test {observations.pct(s['test_acc'])}"
                        + (' (unstable)' if s['status'] == runs.UNSTABLE else ''))
-        how = ('from cache' if was_cached else
-               f'{s["epochs_completed"]} epochs in {time.perf_counter() - began:.1f} s')
-        log(f' {how}: {result}', flush=True)
+        log(f'{prefix}: {how}: {result}', flush=True)
+
+    to_train = []
+    for key in todo:
+        record = None if force else runs.load_cached(cache_dir, key)
+        if record is None:
+            to_train.append(key)
+        else:
+            found[key] = record
+            report(key, record, None, 'from cache')
+    to_train.sort(key=lambda key: -estimated_cost(todo[key][2]))
+    workers = min(jobs, len(to_train))
+    if workers > 1:
+        log(f'Training {len(to_train)} runs in {workers} worker processes (one BLAS thread each) ...',
+            flush=True)
+    tasks = [(key, todo[key][2], str(cache_dir), data_fp, code_fp) for key in to_train]
+    for key, record, error in _train(tasks, workers):
+        if error is not None and not OTHER_ASSIGNMENT.search(error):
+            raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
+                             f'TODOs first (python3 tools/quickstart.py test lists them).')
+        found[key] = error if record is None else record
+        how = None if record is None else (
+            f"{len(record['history']['train_loss'])} epochs in {record['wall_seconds']:.1f} s")
+        report(key, record, error, how)
+
+    records = {key: found[key] for key in todo if isinstance(found[key], dict)}
+    skipped = {todo[key][0]: why for key, why in found.items() if isinstance(why, str)}
     plan = [(experiment, entries) for experiment, entries in plan
             if experiment.name not in skipped and all(key in records for _, _, key in entries)]
     if not plan:
         raise SystemExit('make_report.py: no experiment could run: ' + '; '.join(skipped.values()))
+    trained = sum(key in records for key in to_train)
     loads = [v for r in records.values() for v in r.get('load_average') or [] if v is not None]
-    stats = {'runs': len(records), 'trained': trained, 'cached': cached,
+    stats = {'runs': len(records), 'trained': trained, 'cached': len(records) - trained,
+             'jobs': max(workers, 1),
              'skipped_experiments': sorted(skipped),
              'load_average_range': [min(loads), max(loads)] if loads else None,
              'run_seconds': time.perf_counter() - start,
@@ -347,7 +437,34 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print):
     return plan, records, stats
 
 
-def build_results(plan, records, stats, quick, data_root, started, analysis=None):
+def _train(tasks, workers):
+    """Yield (key, record, error) of each task as it finishes: in this process
+    when workers <= 1, else in `workers` processes with one BLAS thread each
+    (started fresh, 'spawn', so that the thread setting takes effect before
+    they import NumPy). Ctrl-C stops the workers; finished runs are cached."""
+    main_file = getattr(sys.modules['__main__'], '__file__', None)
+    if main_file is not None and not os.path.exists(main_file):
+        workers = 1        # a script read from stdin: a 'spawn' worker could not start it again
+    if workers <= 1:
+        for task in tasks:
+            yield runs.train_in_worker(task)
+        return
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: '1' for name in THREAD_VARIABLES})    # inherited by the workers
+    try:
+        pool = multiprocessing.get_context('spawn').Pool(workers, initializer=runs.ignore_interrupts)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    with pool:                             # leaving the block (Ctrl-C included) ends the workers
+        yield from pool.imap_unordered(runs.train_in_worker, tasks)
+
+
+def build_results(plan, records, stats, quick, data_root, started, analysis=None,
+                  assignment='all'):
     """Everything the report states, as one JSON-ready dict (results.json).
 
     analysis=None: the instructors' reference report, with the observations
@@ -386,8 +503,10 @@ def build_results(plan, records, stats, quick, data_root, started, analysis=None
             'analysis': None if analysis is None else analysis.get(experiment.name),
         })
     any_record = next(iter(records.values()))
+    sections = analysis_sections([experiment for experiment, _ in plan])
     return {
-        'title': 'MNIST homework report: softmax regression and the MLP',
+        'title': ASSIGNMENT_TITLES[assignment],
+        'assignment': assignment,
         'mode': 'quick' if quick else 'full',
         'audience': 'instructor' if analysis is None else 'student',
         'generated_at': started.isoformat(timespec='seconds'),
@@ -398,6 +517,9 @@ def build_results(plan, records, stats, quick, data_root, started, analysis=None
         'timing': stats,
         'status_meaning': runs.STATUS_MEANING,
         'experiments': experiments,
+        'analysis_sections': [{'name': name, 'question': question,
+                               'analysis': None if analysis is None else analysis.get(name)}
+                              for name, question in sections],
         'runs': result_runs,
     }
 
@@ -419,15 +541,37 @@ def parameter_count(num_features, hidden_sizes, num_classes):
     return sum(a * b + b for a, b in zip(widths, widths[1:]))
 
 
-def model_description(data, hidden_sizes):
+def model_description(data, cfg):
+    """One sentence on the model a run's cfg builds."""
     d, c = data['num_features'], data['num_classes']
-    n = parameter_count(d, hidden_sizes, c)
-    if not hidden_sizes:
-        return (f'Softmax regression (the homework): y = softmax(W^T x + b) with W of '
-                f'{d} x {c} and b of {c}, {n:,} parameters, trained on the cross-entropy loss '
-                f'with mini-batch SGD with momentum (notes §1.3).')
-    return (f"MLP {' - '.join(map(str, [d] + list(hidden_sizes) + [c]))} with ReLU, "
-            f'{n:,} parameters, cross-entropy loss, SGD with momentum.')
+    if cfg.get('model') == 'cnn':
+        k = cfg.get('conv_kernel_size', 3)
+        blocks = ', '.join(f'conv {n} filters {k}x{k} + ReLU + 2x2 max-pool'
+                           for n in cfg['conv_channels'])
+        fc = ''.join(f', FC {n} + ReLU' for n in cfg['fc_sizes'])
+        return f'CNN on 28x28 images: {blocks}{fc}, FC {c}; softmax cross-entropy'
+    hidden = list(cfg.get('hidden_sizes') or [])
+    n = parameter_count(d, hidden, c)
+    if not hidden:
+        return (f'softmax regression (the homework): y = softmax(W^T x + b), W of {d} x {c} '
+                f'and b of {c}, {n:,} parameters, cross-entropy loss')
+    return (f"MLP {'-'.join(map(str, [d] + hidden + [c]))} with {cfg.get('activation', 'relu')} "
+            f"hidden layer{'s' if len(hidden) > 1 else ''}, {n:,} parameters, "
+            f"{cfg.get('loss', 'softmax_cross_entropy').replace('_', ' ')} loss")
+
+
+def settings_description(cfg, vary=None):
+    """The training settings of a cfg in a few words (without the `vary` key)."""
+    parts = [('max_epoch', f"{cfg['max_epoch']} epochs"), ('batch_size', f"batch {cfg['batch_size']}"),
+             ('learning_rate', f"lr {cfg['learning_rate']:g}"),
+             ('momentum', f"momentum {cfg['momentum']:g}")]
+    if cfg.get('weight_decay'):
+        parts.append(('weight_decay', f"weight decay {cfg['weight_decay']:g}"))
+    if cfg.get('lr_schedule', 'constant') != 'constant':
+        parts.append(('lr_schedule', f"lr x {cfg['lr_decay_factor']:g} every "
+                                     f"{cfg['lr_decay_every']} epoch(s)"))
+    parts.append(('seed', f"seed {cfg['seed']}"))
+    return ', '.join(text for key, text in parts if key != vary)
 
 
 def write_setup_page(writer, results, records):
@@ -439,7 +583,7 @@ def write_setup_page(writer, results, records):
                       '--quick for the report.' if quick else '.'),
                    color='firebrick' if quick else '0.3', gap=0.25)
 
-    data, base = results['data'], results['base_cfg']
+    data = results['data']
     page.heading('Setup', size=13)
     page.paragraph(f"Data: MNIST-format IDX files in {data['root']}: {data['n_train']:,} training, "
                    f"{data['n_val']:,} validation (the last 1/12 of the training file) and "
@@ -447,19 +591,34 @@ def write_setup_page(writer, results, records):
                    f"{data['num_classes']} classes. Hyper-parameters are compared on the "
                    f"validation set; the test set is only evaluated at the end of each run.",
                    bullet=True)
-    page.paragraph('Model: ' + model_description(data, base['hidden_sizes']), bullet=True)
-    page.paragraph('Every run starts from the settings below and changes one of them. All runs '
-                   'use the same seed, so they start from the same weights. '
+    page.paragraph('Each page compares runs that differ in one setting; all runs use the same seed, '
+                   'so runs of one model start from the same weights. '
                    f"\"Epochs to {100 * results['val_target']:g}%\" is the number of epochs after "
                    f"which the validation accuracy first reaches {100 * results['val_target']:g}%. "
-                   'Times are seconds of training (validation excluded); "s / epoch" is the '
-                   'median over the epochs of a run.', bullet=True)
-    page.table(['Setting', 'Value', 'Meaning'],
-               [[key, str(base[key]), SETTING_MEANING.get(key, '')] for key in base],
-               col_widths=[1.2, 1.0, 4.0])
+                   'Times are CPU seconds of the training process (validation excluded); '
+                   '"s / epoch" is the median over the epochs of a run.', bullet=True)
+
+    page.heading('Models and settings of the runs', size=13)
+    models = {}                              # model description: the experiments using it
+    for experiment in results['experiments']:
+        for run in experiment['runs']:
+            described = model_description(data, results['runs'][run['key']]['cfg'])
+            models.setdefault(described, [])
+            if experiment['section'].split(' ')[0] not in models[described]:
+                models[described].append(experiment['section'].split(' ')[0])
+    for described, sections in models.items():
+        page.paragraph(f"Model{'' if len(models) == 1 else ' of ' + ', '.join(sections)}: "
+                       f"{described}.", bullet=True)
+    for experiment in results['experiments']:
+        cfg = results['runs'][experiment['runs'][0]['key']]['cfg']
+        compared = ('; compared: ' + ', '.join(run['label'] for run in experiment['runs'])
+                    if experiment['vary'] else '')
+        page.paragraph(f"{experiment['section'].split(' ')[0]} {experiment['title']}: "
+                       f"{settings_description(cfg, experiment['vary'])}{compared}.", bullet=True)
 
     machine, timing = results['machine'], results['timing']
     page.heading('Machine and time', size=13)
+    jobs = timing.get('jobs', 1)
     for text in (
             f"CPU: {machine['cpu']}, {machine['logical_cores']} logical cores; {machine['platform']}",
             f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {machine['blas']}), "
@@ -467,20 +626,22 @@ def write_setup_page(writer, results, records):
             f"BLAS threads: {machine['blas_threads']}. The project runs with one BLAS thread "
             f"unless OPENBLAS_NUM_THREADS is set (README, Speed): on a shared machine a second "
             f"thread makes the timings of small matrix products erratic.",
-            f"{timing['runs']} distinct runs: {timing['trained']} trained now, {timing['cached']} "
-            f"loaded from the cache (report/cache); this regeneration spent "
-            f"{timing['run_seconds']:.1f} s on them. Training time of all runs, as measured "
-            f"when each was trained: {timing['training_seconds_all_runs']:.1f} s.",
-            'Timings were measured on this machine, one run after another'
+            f"{timing['runs']} distinct runs: {timing['trained']} trained now"
+            + (f" ({jobs} at a time, in worker processes with one BLAS thread each)" if jobs > 1 else '')
+            + f", {timing['cached']} loaded from the cache; this regeneration spent "
+            f"{timing['run_seconds']:.1f} s on them. CPU time of training all runs: "
+            f"{timing['training_seconds_all_runs']:.1f} s.",
+            'Times are CPU time (time.process_time) of the process that trained the run: other '
+            'programs barely change it, unlike the wall clock'
             + (f" (1-minute load average between {timing['load_average_range'][0]:g} and "
                f"{timing['load_average_range'][1]:g} during the runs, on "
                f"{machine['logical_cores']} cores)" if timing['load_average_range'] else '')
-            + '. Other work on the machine slows a run down: compare seconds per epoch '
-              'with care, and regenerate (--force) on an idle machine for clean timings.'):
+            + '. Differences of a few percent are still noise; regenerate (--force) on an idle '
+              'machine for the cleanest timings.'):
         page.paragraph(text, bullet=True)
 
     if timing.get('skipped_experiments'):
-        page.paragraph('Left out (they need code this handout does not have): '
+        page.paragraph('Left out (they need code this folder does not have): '
                        + ', '.join(timing['skipped_experiments']) + '.', bullet=True)
 
     page.heading('Status of a run', size=13)
@@ -493,18 +654,30 @@ def write_setup_page(writer, results, records):
     writer.finish_page(page)
 
 
-def write_findings(page, experiment, results):
+def write_findings(page, item, results, reserve=0.0):
     """The reference report's computed observations, or the box with the
-    student's own analysis of this page."""
+    student's own analysis of this page. item: an entry of results['experiments']
+    or results['analysis_sections']; reserve: the inches the page must keep below."""
     if results.get('audience') != 'student':
-        for found in experiment['observations']:
+        for found in item.get('observations', []):
             page.paragraph(found['text'], bullet=True)
         return
-    text = experiment['analysis'] or (
-        f"(Write your analysis in report/analysis.md under \"## {experiment['name']}\", then run "
+    text = item['analysis'] or (
+        f"(Write your analysis in report/analysis.md under \"## {item['name']}\", then run "
         f"the report again.)")
-    page.analysis_box('Your analysis: ' + experiment['question'], text,
-                      placeholder=experiment['analysis'] is None)
+    moved = page.analysis_box('Your analysis: ' + item['question'], text,
+                              placeholder=item['analysis'] is None, reserve=reserve)
+    if moved:
+        page.writer.notices.append(
+            f"Your analysis '## {item['name']}' is {moved} lines longer than its box on page "
+            f"{page.number}: the rest is on page {page.number + 1} (keep it to about 10 lines "
+            f"to fit the box).")
+
+
+def _plot_content(entries):
+    """What a block of plots shows (its name in the figure cache)."""
+    return [{'label': e['label'], 'value': e.get('value'), 'summary': e['summary'],
+             'history': e['record']['history']} for e in entries]
 
 
 def write_single_page(writer, experiment, spec, results, records):
@@ -513,10 +686,12 @@ def write_single_page(writer, experiment, spec, results, records):
     page = writer.new_page(f"{experiment['section']}: {experiment['title']}")
     page.heading(experiment['section'])
     page.paragraph(spec.intro, color='0.3')
-    write_findings(page, experiment, results)
+    header = ['Split', 'Images', 'Loss', 'Accuracy (%)']
+    reserve = 0.1 + page.table_height(header, [[]] * 3) + 0.2 + 2 * pages.LINE + 0.1 + pages.PLOT_HEIGHT
+    write_findings(page, experiment, results, reserve=reserve)
     page.y -= 0.1
     data = results['data']
-    page.table(['Split', 'Images', 'Loss', 'Accuracy (%)'], [
+    page.table(header, [
         ['training (mean over the last epoch)', f"{data['n_train']:,}",
          _num(summary['final_train_loss'], '{:.4f}'), _acc(summary['final_train_acc'])],
         ['validation (after the last epoch)', f"{data['n_val']:,}",
@@ -525,11 +700,11 @@ def write_single_page(writer, experiment, spec, results, records):
          _acc(summary['test_acc'])],
     ], col_widths=[3, 1, 1, 1.2])
     page.paragraph(f"Training time: {summary['epochs_completed']} epochs of "
-                   f"{summary['updates_per_epoch']} updates, {summary['train_seconds']:.2f} s in "
+                   f"{summary['updates_per_epoch']} updates, {summary['train_seconds']:.2f} CPU s in "
                    f"total, {summary['sec_per_epoch']:.3f} s per epoch (median).", color='0.3')
     entry = {'label': run['label'], 'record': record, 'summary': summary}
-    pages.plot_single_run(page, entry)
-    writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
+    page.plots(2, 2, lambda fig, gs: pages.plot_single_run(fig, gs, entry), _plot_content([entry]))
+    writer.finish_page(page, figure_name=f"{page.number:02d}-{experiment['name']}")
 
 
 def write_comparison_page(writer, experiment, spec, results, records, new_section):
@@ -539,12 +714,10 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     page.heading(experiment['title'], size=11.5)
     if spec.intro:
         page.paragraph(spec.intro, color='0.3')
-    write_findings(page, experiment, results)
-    page.y -= 0.1
     target = f"{100 * results['val_target']:g}%"
-    header = [experiment['vary'], 'Status', 'Epochs\ndone', 'Train loss\n(last epoch)',
+    header = ['Run', 'Status', 'Epochs\ndone', 'Train loss\n(last\nepoch)',
               'Train acc\n(%)', 'Val acc\n(%)', 'Test acc\n(%)', f'Epochs\nto {target}\nval acc',
-              's / epoch\n(median)', f's to\n{target}\nval acc', 'Updates\n/ epoch']
+              'CPU s /\nepoch\n(median)', f'CPU s to\n{target}\nval acc', 'Updates\n/ epoch']
     rows = []
     for run in experiment['runs']:
         s = results['runs'][run['key']]['summary']
@@ -554,28 +727,42 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
                      _num(s['epochs_to_target'], '{}') if s['epochs_to_target'] else 'never',
                      _num(s['sec_per_epoch'], '{:.3f}'),
                      _num(s['seconds_to_target'], '{:.2f}'), str(s['updates_per_epoch'])])
-    header[0] = 'Run'
-    page.table(header, rows, col_widths=[1.9, 1.1, 0.8, 1.2, 1, 1, 1, 1, 1, 1, 1], size=7.5)
+    reserve = 0.1 + page.table_height(header, rows) + 0.2 + pages.PLOT_HEIGHT
+    write_findings(page, experiment, results, reserve=reserve)
+    page.y -= 0.1
+    # The first column as wide as its longest label (about 0.058 inch per character at 7.5 pt).
+    others = [1.1, 0.8, 1.2, 1, 1, 1, 1, 1, 1, 1]
+    need = 0.058 * max(len(row[0]) for row in rows) + 0.15
+    width = pages.A4[0] - 2 * pages.MARGIN
+    first = max(1.9, need * sum(others) / (width - need))
+    page.table(header, rows, col_widths=[first] + others, size=7.5)
     entries = [{'label': run['label'], 'value': run['value'], 'record': records[run['key']],
                 'summary': results['runs'][run['key']]['summary']} for run in experiment['runs']]
-    pages.plot_comparison(page, entries, experiment['vary'], spec.summary_plot)
-    writer.finish_page(page, figure_name=f"{len(writer.pages):02d}-{experiment['name']}")
+    page.plots(2, 2, lambda fig, gs: pages.plot_comparison(fig, gs, entries, experiment['vary'],
+                                                           spec.summary_plot),
+               [_plot_content(entries), experiment['vary'], spec.summary_plot])
+    writer.finish_page(page, figure_name=f"{page.number:02d}-{experiment['name']}")
 
 
-def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=None,
-              cache_dir=None):
-    """report.pdf and figures/*.png; returns (page titles, figure files).
+def write_pdf(results, records, experiments, out_dir, page_png_dir=None, cache_dir=None,
+              cjk_font=pages.visualize.CJK_FONT):
+    """report.pdf and figures/*.png; returns (page titles, figure files, notices).
 
-    With a cache_dir, a page after the momentum experiment's shows what its
-    momentum-0.9 run learned (the weights are cached there, see model_pictures.py)."""
+    With a cache_dir, the blocks of plots already drawn are taken from
+    cache_dir/figures, and a page after the momentum experiment's shows what
+    its momentum-0.9 run learned (the weights are cached there, see
+    model_pictures.py). notices: what the console should say (an analysis
+    longer than its box, no Chinese font)."""
     figure_dir = out_dir / 'figures'
     specs = {spec.name: spec for spec in experiments}
+    sections = {item['name']: item for item in results.get('analysis_sections', [])}
     metadata = {'Title': results['title'], 'Author': 'report/make_report.py',
                 'Subject': 'Homework report (notes §1.3): ' + results['mode'] + ' run',
-                'Keywords': 'softmax regression, MNIST, momentum, learning rate, batch size'}
+                'Keywords': 'MNIST, softmax regression, MLP, CNN, momentum, learning rate, batch size'}
     with atomic_write(out_dir / 'report.pdf', 'wb') as f:
-        writer = pages.ReportWriter(f, figure_dir, metadata, png_dpi=png_dpi,
-                                    page_png_dir=page_png_dir)
+        writer = pages.ReportWriter(f, figure_dir, metadata, page_png_dir=page_png_dir,
+                                    figure_cache=None if cache_dir is None else Path(cache_dir) / 'figures',
+                                    cjk_font=cjk_font)
         try:
             write_setup_page(writer, results, records)
             previous_section = None
@@ -588,14 +775,19 @@ def write_pdf(results, records, experiments, out_dir, png_dpi=110, page_png_dir=
                                           new_section=experiment['section'] != previous_section)
                 previous_section = experiment['section']
                 if experiment['name'] == model_pictures.EXPERIMENT and cache_dir is not None:
-                    model_pictures.write_page(writer, results, records, cache_dir)
+                    pictures = sections.get(PICTURES_SECTION[0])
+                    model_pictures.write_page(
+                        writer, results, records, cache_dir,
+                        findings=None if pictures is None else
+                        (lambda page: write_findings(page, pictures, results,
+                                                     reserve=model_pictures.PICTURES_HEIGHT)))
         finally:
             writer.close()
     # Remove figures of experiments that no longer exist.
     for stale in figure_dir.glob('*.png'):
         if f'{figure_dir.name}/{stale.name}' not in writer.figures:
             stale.unlink()
-    return writer.pages, writer.figures
+    return writer.pages, writer.figures, writer.notices
 
 
 # ---------------------------------------------------------------------------
@@ -609,6 +801,13 @@ def parse_args(argv):
                         help=f'a subset of the runs with {QUICK_EPOCHS} epochs each (for CI); '
                              'writes to report/quick/ unless --out-dir is given')
     parser.add_argument('--force', action='store_true', help='retrain runs even if cached')
+    parser.add_argument('--assignment', choices=list(ASSIGNMENT_TITLES), default=handout_assignment(),
+                        help="the assignment whose report to make (default: this handout's, "
+                             "or 'all' in the reference repository: %(default)s)")
+    parser.add_argument('--jobs', type=int, default=default_jobs(), metavar='N',
+                        help='train up to N runs at once, in worker processes with one BLAS thread '
+                             'each (default: the number of cores, %(default)s; 1: one after another '
+                             'in this process). The numbers do not depend on N.')
     parser.add_argument('--data-root', type=Path, default=REPO_ROOT / 'data',
                         help='folder with the MNIST IDX files (default: data/)')
     parser.add_argument('--out-dir', type=Path, default=None,
@@ -629,13 +828,18 @@ def parse_args(argv):
     parser.add_argument('--analysis', type=Path, default=ANALYSIS_FILE,
                         help='your analysis, one "## <experiment>" section per page '
                              '(default: report/analysis.md; written with the questions if missing)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f'--jobs {args.jobs}: give 1 or more worker processes')
+    return args
 
 
 def main(argv=None, experiments=None):
     """Run everything and write the report; returns the results dict."""
     args = parse_args(argv)
-    experiments = EXPERIMENTS if experiments is None else experiments
+    experiments = experiments_of(args.assignment, experiments)
+    if not experiments:
+        raise SystemExit(f'make_report.py: the {args.assignment!r} report has no experiment.')
     out_dir = args.out_dir or (HERE / 'quick' if args.quick else HERE)
     started = datetime.datetime.now().astimezone()
     clock = time.perf_counter()
@@ -652,21 +856,31 @@ def main(argv=None, experiments=None):
     for folder in (args.cache_dir, out_dir, out_dir / 'figures'):
         remove_stale_temporaries(folder)
     try:
-        plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
-                                       force=args.force)
+        with runs.CacheLock(args.cache_dir, on_wait=lambda message: print(message, flush=True)):
+            return _make_report(args, experiments, out_dir, started, clock)
     except KeyboardInterrupt:
         print('\nInterrupted. Finished runs are cached: run the same command again to resume.',
               file=sys.stderr)
         raise SystemExit(130)
 
+
+def _make_report(args, experiments, out_dir, started, clock):
+    """main() once it holds the cache folder."""
+    plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
+                                   force=args.force, jobs=args.jobs)
+
     instructor = is_reference() if args.instructor is None else args.instructor
-    analysis = None if instructor else read_analysis(args.analysis, [e for e, _ in plan])
+    analysis = None if instructor else read_analysis(
+        args.analysis, analysis_sections([e for e, _ in plan]))
     results = build_results(plan, records, stats, args.quick, args.data_root, started,
-                            analysis=analysis)
+                            analysis=analysis, assignment=args.assignment)
     print('Writing the PDF ...', flush=True)
     try:
-        page_titles, figures = write_pdf(results, records, experiments, out_dir,
-                                         page_png_dir=args.page_png, cache_dir=args.cache_dir)
+        page_titles, figures, notices = write_pdf(results, records, experiments, out_dir,
+                                                  page_png_dir=args.page_png, cache_dir=args.cache_dir)
+        for notice in notices:
+            print(notice, flush=True)
+        results['notices'] = notices
         results['pages'] = page_titles
         results['figures'] = figures
         results['timing']['total_seconds'] = time.perf_counter() - clock

@@ -54,12 +54,16 @@ def trained_model(record, cache_dir):
     return solver, solver.model
 
 
-TITLE = '(b) Momentum against no momentum: what the momentum-0.9 run learned'
+TITLE = '(b) Momentum against no momentum: What the momentum-0.9 run learned'
+HEIGHTS = (2.4, 2.5, 2.0)                       # inches of the three pictures
+PICTURES_HEIGHT = sum(HEIGHTS) + 0.1 * len(HEIGHTS)
 
 
-def write_page(writer, results, records, cache_dir, title=TITLE):
+def write_page(writer, results, records, cache_dir, title=TITLE, findings=None):
     """Add the page (when the report has the momentum-0.9 run and it did not diverge).
 
+    findings(page), if given, writes the page's question and analysis box
+    above the pictures (it must leave PICTURES_HEIGHT inches for them).
     Returns the numbers the page states, or None when there is no page.
     """
     found = find_run(results)
@@ -121,7 +125,9 @@ def write_page(writer, results, records, cache_dir, title=TITLE):
     if numbers['test_acc'] != record['test_acc']:
         page.paragraph(f"Note: the run's record says {100 * record['test_acc']:.2f}% test accuracy; "
                        f"retraining did not reproduce its weights exactly.", color='firebrick')
-    for fig, name, height in zip(figures, files, (2.9, 3.0, 2.4)):
+    if findings is not None:
+        findings(page)
+    for fig, name, height in zip(figures, files, HEIGHTS):
         _place(page, files[name], height)
         writer.figures.append(f'{figure_dir.name}/{files[name].name}')
         visualize.plt.close(fig)

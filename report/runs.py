@@ -7,6 +7,15 @@ JSON file in the cache folder, named by a hash of
     the content of the framework's source files,
 so a rerun of the report loads it instead of training again, and changing
 the data or the code (for example your loss.py) retrains automatically.
+report/training_techniques.py keeps its runs with the same key (run_key).
+
+Times are CPU seconds of the training process (time.process_time, one epoch
+at a time, validation excluded): other programs on a busy machine slow the
+wall clock of a run down, but barely its CPU time, so a comparison of two
+runs trained at different moments (or side by side, with --jobs) is not
+flipped by the load. The wall-clock seconds are kept beside them.
+
+CacheLock makes two report runs on one cache folder take turns.
 
 summarize(record, target) turns a raw record into the numbers the report
 shows (final accuracies, seconds per epoch, epochs to reach a validation
@@ -19,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import statistics
 import time
 from pathlib import Path
@@ -32,7 +42,7 @@ from threads import blas_threads_in_use, describe_threads
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Bump when the format of a cached record changes: old files are then ignored.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 # Source files whose content changes the results of a run.
 CODE_FILES = ('solver.py', 'dataloader.py', 'layers.py', 'loss.py', 'optimizer.py', 'im2col.py')
@@ -100,6 +110,30 @@ def run_key(cfg, data_fp, code_fp):
 # Training one run, and the cache
 # ---------------------------------------------------------------------------
 
+class EpochCpuTime:
+    """Solver callback: CPU seconds of this process spent in each epoch's
+    training loop (the updates; validation excluded), in `seconds`.
+
+    An epoch starts when begin() is called (before train) or when the
+    previous epoch ended, and its training ends at its last update."""
+
+    def __init__(self):
+        self.seconds = []
+        self._epoch_start = self._last_update = None
+
+    def begin(self):
+        self._epoch_start = time.process_time()
+
+    def on_batch_end(self, solver, iterations):
+        self._last_update = time.process_time()
+
+    def on_epoch_end(self, solver, epoch):
+        if self._last_update is None:
+            raise RuntimeError('EpochCpuTime: the Solver did not call on_batch_end after an update')
+        self.seconds.append(self._last_update - self._epoch_start)
+        self._epoch_start = time.process_time()
+
+
 def train_run(cfg):
     """Train and test one cfg; return its record (a JSON-ready dict).
 
@@ -110,13 +144,15 @@ def train_run(cfg):
     cfg = full_cfg(cfg)
     load_before = _load_average()
     start = time.perf_counter()
-    solver = Solver(cfg)
+    cpu_time = EpochCpuTime()
+    solver = Solver(cfg, callbacks=[cpu_time])
     updates_per_epoch = len(solver.train_loader)
     diverged_at, message = None, None
     try:
         # A run that blows up overflows on its way to NaN; its status says so,
         # so NumPy's overflow warnings would only clutter the progress lines.
         with np.errstate(over='ignore', invalid='ignore'):
+            cpu_time.begin()
             solver.train()
     except TrainingDiverged as error:
         history = solver.history
@@ -140,11 +176,12 @@ def train_run(cfg):
         'diverged_at': diverged_at,
         'diverged_message': message,
         'history': history,
+        'epoch_cpu_time': cpu_time.seconds,
         'test_loss': test_loss,
         'test_acc': test_acc,
         'updates_per_epoch': updates_per_epoch,
         'data': {'n_train': len(train_set), 'n_val': len(val_set), 'n_test': len(test_set),
-                 'num_features': int(train_set.images.shape[1]),
+                 'num_features': int(np.prod(train_set.images.shape[1:])),
                  'num_classes': int(train_set.num_classes)},
         'wall_seconds': time.perf_counter() - start,
         # Other work on the machine slows a run down: keep the load with its timings.
@@ -172,8 +209,8 @@ def status_of(history, diverged_at):
 
 
 # What every cached record must hold for the report to use it.
-RECORD_FIELDS = ('cfg', 'status', 'diverged_at', 'history', 'test_loss', 'test_acc',
-                 'updates_per_epoch', 'data', 'finished_at')
+RECORD_FIELDS = ('cfg', 'status', 'diverged_at', 'history', 'epoch_cpu_time', 'test_loss',
+                 'test_acc', 'updates_per_epoch', 'data', 'finished_at')
 HISTORY_KEYS = ('train_loss', 'train_acc', 'val_loss', 'val_acc', 'epoch_time', 'iter_loss',
                 'iter_acc')
 
@@ -240,6 +277,109 @@ def get_run(cfg, cache_dir, data_fp, code_fp, force=False):
 
 
 # ---------------------------------------------------------------------------
+# Worker processes (make_report.py --jobs N)
+# ---------------------------------------------------------------------------
+
+def ignore_interrupts():
+    """Initializer of a worker process: Ctrl-C reaches every process of the
+    terminal; the parent handles it (and stops the workers), so a worker does
+    not print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def train_in_worker(task):
+    """Train one run in a worker process and cache it.
+
+    task = (key, cfg, cache_dir, data_fp, code_fp). Returns (key, record,
+    error): error is the message of a NotImplementedError (code the run
+    needs is not written yet), record None then. The record is saved in the
+    cache by the worker itself, so a run finished before an interruption is
+    kept."""
+    key, cfg, cache_dir, data_fp, code_fp = task
+    try:
+        record, _ = get_run(cfg, cache_dir, data_fp, code_fp, force=True)
+    except NotImplementedError as error:
+        return key, None, str(error)
+    return key, record, None
+
+
+# ---------------------------------------------------------------------------
+# One report run at a time per cache folder
+# ---------------------------------------------------------------------------
+
+class CacheLock:
+    """An exclusive lock on a cache folder (its file .lock), held by one
+    report run at a time; the operating system releases it when the process
+    ends, even after kill -9.
+
+        with CacheLock(cache_dir, on_wait=print):   # waits for the other run
+            ...
+
+    on_wait(message) is called once when another process holds the lock,
+    before waiting for it."""
+
+    def __init__(self, cache_dir, on_wait=None):
+        self.path = Path(cache_dir) / '.lock'
+        self.on_wait = on_wait
+        self._file = None
+
+    def __enter__(self):
+        self._file = open(self.path, 'a+')
+        if not _try_lock(self._file):
+            self._file.seek(0)
+            holder = self._file.read().strip() or 'another process'
+            if self.on_wait is not None:
+                self.on_wait(f'The cache {self.path.parent} is in use by another report run '
+                             f'({holder}): waiting for it to finish (Ctrl-C to stop) ...')
+            _lock(self._file)
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f'pid {os.getpid()}, since {time.strftime("%H:%M:%S")}')
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        _unlock(self._file)
+        self._file.close()
+        self._file = None
+
+
+try:
+    import fcntl
+
+    def _try_lock(f):
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def _lock(f):
+        fcntl.flock(f, fcntl.LOCK_EX)
+
+    def _unlock(f):
+        fcntl.flock(f, fcntl.LOCK_UN)
+except ImportError:                       # Windows: lock the first byte of the file
+    import msvcrt
+
+    def _try_lock(f):
+        f.seek(0)
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+    def _lock(f):
+        while not _try_lock(f):
+            time.sleep(1.0)
+
+    def _unlock(f):
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+# ---------------------------------------------------------------------------
 # The numbers the report shows
 # ---------------------------------------------------------------------------
 
@@ -254,9 +394,10 @@ def epochs_to_reach(val_acc, target):
 def summarize(record, target):
     """The report's numbers for one run record.
 
-    Accuracies are fractions in [0, 1]; times are seconds of training
-    (validation and testing excluded). Values that do not exist (a diverged
-    run has no test accuracy; a target never reached has no epoch) are None.
+    Accuracies are fractions in [0, 1]; times are CPU seconds of training
+    (validation and testing excluded; 'wall_sec_per_epoch' is the wall-clock
+    median). Values that do not exist (a diverged run has no test accuracy;
+    a target never reached has no epoch) are None.
     """
     history = record['history']
     epochs_done = len(history['train_loss'])
@@ -264,7 +405,8 @@ def summarize(record, target):
     def last(key):
         return history[key][-1] if history[key] else None
 
-    epoch_time = history['epoch_time'][:epochs_done]
+    epoch_time = record['epoch_cpu_time'][:epochs_done]
+    wall_time = history['epoch_time'][:epochs_done]
     to_target = epochs_to_reach(history['val_acc'], target)
     finite_losses = [v for v in history['iter_loss'] if math.isfinite(v)]
     return {
@@ -284,6 +426,7 @@ def summarize(record, target):
         'test_loss': record['test_loss'],
         'test_acc': record['test_acc'],
         'sec_per_epoch': statistics.median(epoch_time) if epoch_time else None,
+        'wall_sec_per_epoch': statistics.median(wall_time) if wall_time else None,
         'train_seconds': float(sum(epoch_time)),
         'val_target': target,
         'epochs_to_target': to_target,

@@ -10,36 +10,46 @@
                                                        # the timings (batch norm, augmentation) measured now
 
 Every run is one Solver cfg. A finished run is saved as JSON in
-report/training/runs/<name>.json and not trained again (delete the file to
-retrain); tables and figures go to report/training/. From scratch, `all`
+report/training/runs/<name>.json with the cache key of report/runs.py (a hash
+of the cfg, the data files and the framework's code, as for make_report.py):
+it is not trained again while the key holds, and is retrained when the code
+or the data changed (--force retrains anyway); tables and figures go to
+report/training/. From scratch, `all`
 trains 38 runs in about 80 minutes on one idle core (the six target
 candidates and the augmented run take 10 minutes each); with the runs saved,
 `tables` takes about 2 minutes (it measures the timings anew). Hyper-parameters are
 chosen on the validation split only; the test accuracy is read once, for
-the chosen run. Run it with one BLAS thread (OPENBLAS_NUM_THREADS=1, set
-below before NumPy is imported unless already set) and, for the long
-experiments, in the background (nohup ... &).
+the chosen run. It runs with the project's thread policy (threads.py: one BLAS thread unless
+OPENBLAS_NUM_THREADS is set, applied below before NumPy is imported); run the
+long experiments in the background (nohup ... &).
 """
 
+import argparse
+import json
 import os
-os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+import sys
+import time
+from pathlib import Path
 
-import argparse      # noqa: E402
-import json          # noqa: E402
-import sys           # noqa: E402
-import time          # noqa: E402
-from pathlib import Path  # noqa: E402
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+for folder in (REPO_ROOT, HERE):          # the framework's modules, and report/runs.py
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy(quiet=__name__ != '__main__')
 
 import numpy as np   # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
+import runs as run_cache         # noqa: E402  (report/runs.py: the cache key)
 from fileio import atomic_write  # noqa: E402
 from solver import Solver        # noqa: E402
 
 OUT = REPO_ROOT / 'report' / 'training'
 RUNS = OUT / 'runs'
+DATA_ROOT = REPO_ROOT / 'data'
 TARGET_VAL = 0.97     # "epochs to 97% validation accuracy"
 
 
@@ -47,21 +57,41 @@ TARGET_VAL = 0.97     # "epochs to 97% validation accuracy"
 # One run, cached as JSON
 # ---------------------------------------------------------------------------
 
+def cache_key(cfg):
+    """The key of report/runs.py for cfg on DATA_ROOT with the current code."""
+    return run_cache.run_key(dict(cfg, data_root=str(DATA_ROOT)),
+                             run_cache.data_fingerprint(DATA_ROOT), run_cache.code_fingerprint())
+
+
+def saved(name, cfg):
+    """The saved record of run `name` if it was trained from cfg with the
+    current code and data, else None (saying why when it is stale)."""
+    path = RUNS / f'{name}.json'
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    if record.get('key') != cache_key(cfg):
+        print(f'{path.name}: trained with other code, data or settings: training it again', flush=True)
+        return None
+    return record
+
+
 def run(name, cfg, force=False):
     """Train cfg (verbose off), test it, save and return its record."""
-    path = RUNS / f'{name}.json'
-    if path.exists() and not force:
-        return json.loads(path.read_text())
+    record = None if force else saved(name, cfg)
+    if record is not None:
+        return record
     print(f'[{time.strftime("%H:%M:%S")}] training {name}: {cfg}', flush=True)
-    solver = Solver(dict(cfg, verbose=False, data_root=str(REPO_ROOT / 'data')))
+    solver = Solver(dict(cfg, verbose=False, data_root=str(DATA_ROOT)))
     solver.train()
     test_loss, test_acc = solver.test()
     history = {k: v for k, v in solver.history.items() if k not in ('iter_loss', 'iter_acc')}
-    record = {'name': name, 'cfg': {k: v for k, v in solver.cfg.items() if k != 'data_root'},
+    record = {'name': name, 'key': cache_key(cfg),
+              'cfg': {k: v for k, v in solver.cfg.items() if k != 'data_root'},
               'history': history, 'test_loss': test_loss, 'test_acc': test_acc,
               'load_average': os.getloadavg()[0]}
     RUNS.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, 'w') as f:
+    with atomic_write(RUNS / f'{name}.json', 'w') as f:
         json.dump(record, f, indent=1, default=list)
     print(f'    val {max(history["val_acc"]):.4f} (best epoch), test {test_acc:.4f}, '
           f'{np.median(history["epoch_time"]):.2f} s/epoch', flush=True)
@@ -163,12 +193,14 @@ def crops(force=False):
     """Train CROP_RUN once; evaluate it with test_crop 'center' and 'multi'.
     Saved as report/training/runs/crops.json."""
     path = RUNS / 'crops.json'
-    if path.exists() and not force:
-        return json.loads(path.read_text())
+    record = None if force else saved('crops', CROP_RUN)
+    if record is not None:
+        return record
     print(f'[{time.strftime("%H:%M:%S")}] training crops: {CROP_RUN}', flush=True)
-    solver = Solver(dict(CROP_RUN, verbose=False, data_root=str(REPO_ROOT / 'data')))
+    solver = Solver(dict(CROP_RUN, verbose=False, data_root=str(DATA_ROOT)))
     solver.train()
-    record = {'cfg': CROP_RUN, 'epoch_time': seconds_per_epoch({'history': solver.history})}
+    record = {'cfg': CROP_RUN, 'key': cache_key(CROP_RUN),
+              'epoch_time': seconds_per_epoch({'history': solver.history})}
     for mode in ('center', 'multi'):
         solver.test_time_crops.mode = mode
         start = time.perf_counter()
@@ -189,7 +221,7 @@ def bn_epoch_cost(hidden_sizes=(256,), rounds=5):
     so that both see the same machine load (separate runs minutes apart
     differ by 30% on the shared machine). Returns (plain_seconds, bn_seconds)."""
     common = dict(hidden_sizes=list(hidden_sizes), learning_rate=0.05, max_epoch=1, verbose=False,
-                  data_root=str(REPO_ROOT / 'data'))
+                  data_root=str(DATA_ROOT))
     plain, bn = Solver(common), Solver(dict(common, normalization='batch'))
     for _ in range(rounds):
         plain.train()
@@ -251,7 +283,7 @@ def augment_cost(cfg, settings=AUGMENT, repeats=60):
     it, measured alternately in one process, so that both see the same
     machine load. Returns (augment_seconds, step_seconds)."""
     from augment import Augmenter
-    solver = Solver(dict(cfg, verbose=False, data_root=str(REPO_ROOT / 'data')))
+    solver = Solver(dict(cfg, verbose=False, data_root=str(DATA_ROOT)))
     augmenter = Augmenter(**settings, seed=0)
     batches = iter(solver.train_loader)
     augment_times, step_times = [], []
@@ -348,7 +380,7 @@ def bn_step_cost(hidden_sizes=(256,), repeats=100):
     alternately in one process so that both see the same machine load.
     Returns (plain_seconds, bn_seconds)."""
     common = dict(hidden_sizes=list(hidden_sizes), learning_rate=0.05, verbose=False,
-                  data_root=str(REPO_ROOT / 'data'))
+                  data_root=str(DATA_ROOT))
     plain, bn = Solver(common), Solver(dict(common, normalization='batch'))
     times = {id(plain): [], id(bn): []}
     for (images, labels), _ in zip(plain.train_loader, range(repeats)):
@@ -410,8 +442,28 @@ def augment_cost_table():
     return '\n'.join(lines)
 
 
+def stale_runs():
+    """Names of the saved runs trained with other code or data than now (or
+    saved without a key): their rows in the tables are not those of this code."""
+    stale = []
+    for path in sorted(RUNS.glob('*.json')):
+        record = json.loads(path.read_text())
+        try:
+            current = record.get('key') == cache_key(record['cfg'])
+        except (KeyError, TypeError, ValueError):   # a cfg this code no longer accepts
+            current = False
+        if not current:
+            stale.append(path.stem)
+    return stale
+
+
 def tables():
-    text = ('## Optimisers\n\n' + optimizer_table() + '\n\n## Dropout and batch norm (98.6% target)\n\n'
+    stale = stale_runs()
+    note = ('' if not stale else
+            f'Note: {len(stale)} saved runs were trained with other code or data than now (or saved '
+            f'without a cache key); their rows may differ from what this code gives. Rerun their '
+            f'experiments to refresh them: {", ".join(stale)}.\n\n')
+    text = note + ('## Optimisers\n\n' + optimizer_table() + '\n\n## Dropout and batch norm (98.6% target)\n\n'
             + target_table() + '\n\n## Batch norm with very small batches (validation accuracy after one epoch)\n\n'
             + small_batch_table() + '\n\n## Batch norm epoch time\n\n' + bn_time_table()
             + '\n\n## Schedules and shuffling\n\n' + schedule_table()

@@ -109,6 +109,19 @@ def test_results_file_contains_every_run(tiny_report):
 # The cache
 # ---------------------------------------------------------------------------
 
+def test_times_are_cpu_seconds_of_each_epochs_training(tiny_report):
+    # One BLAS thread: the CPU time of an epoch's updates cannot exceed their
+    # wall-clock time, which excludes validation (a CPU clock that also counted
+    # the validation would exceed it).
+    for key, run in tiny_report['results']['runs'].items():
+        record = runs.load_cached(tiny_report['cache'], key)
+        cpu, wall = record['epoch_cpu_time'], record['history']['epoch_time']
+        assert len(cpu) == len(wall) == run['summary']['epochs_completed']
+        assert all(0 < c <= 1.05 * w + 0.005 for c, w in zip(cpu, wall)), (cpu, wall)
+        assert run['summary']['sec_per_epoch'] == float(np.median(cpu))
+        assert run['summary']['wall_sec_per_epoch'] == float(np.median(wall))
+
+
 def test_cached_rerun_does_no_training(tiny_report, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError('a cached rerun must not train')
@@ -150,7 +163,7 @@ def counting_train_run(monkeypatch, fail_at=None):
 
 def test_interrupted_regeneration_resumes_where_it_stopped(tmp_path, monkeypatch):
     data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
-    args = quick_args(data, tmp_path / 'out', tmp_path / 'cache')
+    args = quick_args(data, tmp_path / 'out', tmp_path / 'cache', '--jobs', '1')   # runs in this process
     calls = counting_train_run(monkeypatch, fail_at=3)
     with pytest.raises(SystemExit) as stopped:
         make_report.main(args, experiments=small_experiments())
@@ -166,6 +179,86 @@ def test_interrupted_regeneration_resumes_where_it_stopped(tmp_path, monkeypatch
     calls = counting_train_run(monkeypatch)
     results = make_report.main(args + ['--force'], experiments=small_experiments())
     assert len(calls) == 3 and results['timing']['trained'] == 3
+
+
+def without_timings(results):
+    """results['runs'] less what depends on the machine (seconds, load, dates)."""
+    machine_bound = ('epoch_time', 'sec_per_epoch', 'wall_sec_per_epoch', 'train_seconds',
+                     'seconds_to_target', 'finished_at')
+    return {key: {name: ({k: v for k, v in value.items() if k not in machine_bound}
+                         if isinstance(value, dict) else value)
+                  for name, value in run.items() if name not in machine_bound}
+            for key, run in results['runs'].items()}
+
+
+def test_runs_in_worker_processes_give_the_numbers_of_one_process(tmp_path):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    serial = make_report.main(quick_args(data, tmp_path / 'out1', tmp_path / 'cache1', '--jobs', '1'),
+                              experiments=small_experiments())
+    parallel = make_report.main(quick_args(data, tmp_path / 'out2', tmp_path / 'cache2', '--jobs', '2'),
+                                experiments=small_experiments())
+    assert serial['timing']['jobs'] == 1 and parallel['timing']['jobs'] == 2
+    assert parallel['timing']['trained'] == serial['timing']['trained'] == 3
+    assert without_timings(parallel) == without_timings(serial)
+    histories = [run['history']['train_loss'] for run in serial['runs'].values()]
+    assert len({tuple(h) for h in histories}) == 3          # three different runs, not one thrice
+    for key in serial['runs']:                              # each worker cached what it trained
+        assert runs.load_cached(tmp_path / 'cache2', key)['history']['iter_loss'] == \
+            runs.load_cached(tmp_path / 'cache1', key)['history']['iter_loss']
+
+
+@pytest.mark.skipif(not (REPO_ROOT / 'data' / 'train-images-idx3-ubyte.gz').exists(),
+                    reason='the shipped MNIST files are not in data/')
+def test_ctrl_c_stops_the_workers_and_keeps_the_finished_runs(tmp_path):
+    import signal
+    cache = tmp_path / 'cache'
+    report = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / 'report' / 'make_report.py'), '--assignment', 'softmax',
+         '--out-dir', str(tmp_path / 'out'), '--cache-dir', str(cache), '--jobs', '2'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=dict(os.environ, OPENBLAS_NUM_THREADS='1'))
+    finished = []
+    for line in report.stdout:                   # wait until a worker has finished a run
+        if re.match(r'^\[ ?\d+/\d+\] .*epochs in', line):
+            finished.append(line)
+            break
+    assert finished, report.stderr.read()
+    os.killpg(report.pid, signal.SIGINT)         # Ctrl-C reaches every process of the terminal
+    out, err = report.communicate(timeout=120)
+    assert report.returncode == 130, err
+    assert 'Interrupted. Finished runs are cached' in err and 'Traceback' not in err, err
+    assert not (tmp_path / 'out' / 'report.pdf').exists()
+    saved = list(cache.glob('run-*.json'))
+    assert 1 <= len(saved) < 12
+    assert all(runs.load_cached(cache, path.stem[len('run-'):]) is not None for path in saved)
+
+
+def test_bad_number_of_jobs_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        make_report.parse_args(['--jobs', '0'])
+    assert '--jobs 0: give 1 or more worker processes' in capsys.readouterr().err
+
+
+def test_second_report_run_on_one_cache_waits_for_the_first(tmp_path):
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    with runs.CacheLock(cache):                 # a first report run holds the cache
+        second = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / 'report' / 'make_report.py'),
+             *quick_args(data, tmp_path / 'out', cache, '--jobs', '1', '--assignment', 'softmax')],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, OPENBLAS_NUM_THREADS='1'))
+        lines = []
+        for line in second.stdout:
+            lines.append(line)
+            if 'waiting for it to finish' in line:
+                break
+        assert 'is in use by another report run (pid' in lines[-1], ''.join(lines) + second.stderr.read()
+        assert not list(cache.glob('run-*.json')), 'the second run trained while the first held the cache'
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert list(cache.glob('run-*.json')) and (tmp_path / 'out' / 'report.pdf').exists()
 
 
 def test_cache_key_follows_what_changes_the_result(tmp_path):
@@ -413,8 +506,8 @@ def test_unwritable_cache_folder_fails_before_training(tmp_path, monkeypatch):
     (tmp_path / 'not-a-folder').write_text('a file where the cache folder should be')
     calls = counting_train_run(monkeypatch)
     with pytest.raises(SystemExit) as stopped:
-        make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'not-a-folder' / 'cache'),
-                         experiments=small_experiments())
+        make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'not-a-folder' / 'cache',
+                                    '--jobs', '1'), experiments=small_experiments())
     message = str(stopped.value.code)
     assert 'cannot write the cache in' in message and '--cache-dir' in message, message
     assert calls == [], 'nothing may be trained when the results cannot be kept'
@@ -491,6 +584,154 @@ def test_momentum_sweep_tick_labels_do_not_collide():
     for i, first in enumerate(boxes):
         for second in boxes[i + 1:]:
             assert not first.overlaps(second), 'two tick labels (almost) touch'
+
+
+# ---------------------------------------------------------------------------
+# Layout, the report of each assignment, long and Chinese analyses
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def sheets(monkeypatch):
+    """Every sheet the report writes: (title, [(text, its box in inches)], figure box),
+    recorded just before the sheet goes into the PDF."""
+    import matplotlib.table
+    import matplotlib.text
+    recorded = []
+    real = make_report.pages.ReportWriter._save_sheet
+
+    def save_sheet(writer, page):
+        renderer = page.fig.canvas.get_renderer()
+        texts = [(t.get_text(), t.get_window_extent(renderer).transformed(page.fig.dpi_scale_trans.inverted()))
+                 for t in page.fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
+        for table in page.fig.findobj(matplotlib.table.Table):
+            for cell in table.get_celld().values():
+                text = cell.get_text()
+                if text.get_window_extent(renderer).width > cell.get_window_extent(renderer).width:
+                    texts.append((f'TABLE CELL TOO NARROW: {text.get_text()}', None))
+        recorded.append((writer.pages[-1], texts, page.fig.bbox_inches))
+        real(writer, page)
+    monkeypatch.setattr(make_report.pages.ReportWriter, '_save_sheet', save_sheet)
+    return recorded
+
+
+LONG_ENGLISH = ' '.join(f'Sentence {i} of a long analysis that quotes the numbers of the table.'
+                        for i in range(40))
+CHINESE = '动量让参数沿着过去梯度的方向继续移动，所以在损失曲面平坦的方向上步子更大，收敛更快。'
+
+
+def student_report(tiny_report, tmp_path, analysis_text, *extra, audience='--student'):
+    analysis = tmp_path / 'analysis.md'
+    analysis.write_text(make_report.analysis_template(make_report.analysis_sections(make_report.EXPERIMENTS))
+                        .replace('## momentum\n', '## momentum\n' + analysis_text + '\n'), encoding='utf-8')
+    return make_report.main(quick_args(tiny_report['data'], tmp_path / 'out', tiny_report['cache'],
+                                       audience, '--analysis', str(analysis), *extra))
+
+
+@pytest.mark.parametrize('audience', ['--student', '--instructor'])
+def test_every_text_lies_inside_its_page(tiny_report, tmp_path, sheets, audience):
+    results = student_report(tiny_report, tmp_path, LONG_ENGLISH, audience=audience)
+    assert len(sheets) == len(results['pages'])
+    for title, texts, page_box in sheets:
+        narrow = [text for text, box in texts if box is None]
+        assert not narrow, f'on the page {title!r}: {narrow}'
+        for text, box in texts:
+            assert page_box.x0 <= box.x0 and box.x1 <= page_box.x1 + 1e-6 and \
+                page_box.y0 <= box.y0 and box.y1 <= page_box.y1 + 1e-6, \
+                f'on the page {title!r}, {text[:60]!r} reaches outside the page: {box} not in {page_box}'
+        body = [(text, box) for text, box in texts if not text.isdigit()]     # all but the page number
+        low = [text[:40] for text, box in body if box.y0 < make_report.pages.MARGIN - 0.05]
+        assert not low, f'on the page {title!r}, text runs into the bottom margin: {low}'
+
+
+def test_analysis_longer_than_its_box_continues_on_the_next_page(tiny_report, tmp_path, sheets, capsys):
+    results = student_report(tiny_report, tmp_path, LONG_ENGLISH, '--assignment', 'softmax')
+    out = capsys.readouterr().out
+    momentum_page = results['pages'].index(f'{make_report.SECTION_B}: {make_report.EXPERIMENTS[1].title}')
+    assert results['pages'][momentum_page + 1].endswith('(continued)')
+    assert f"Your analysis '## momentum' is" in out and f'the rest is on page {momentum_page + 2}' in out
+    assert results['notices'] and 'longer than its box' in results['notices'][0]
+    drawn = ' '.join(text for _, texts, _ in sheets[momentum_page:momentum_page + 2] for text, _ in texts)
+    assert f'(continued on page {momentum_page + 2})' in drawn
+    for i in (0, 17, 39):                                     # nothing of the analysis is lost
+        assert f'Sentence {i} of' in drawn
+
+
+def test_pictures_page_has_its_question_and_box(tiny_report, tmp_path, sheets):
+    results = student_report(tiny_report, tmp_path, 'Short.', '--assignment', 'softmax')
+    assert (tmp_path / 'analysis.md').read_text().count('## momentum_pictures') == 1
+    page = results['pages'].index(make_report.model_pictures.TITLE)
+    title, texts, _ = sheets[page]
+    drawn = ' '.join(text for text, _ in texts)
+    assert 'What the momentum-0.9 run learned' in drawn                  # capitalised
+    assert make_report.PICTURES_SECTION[1][:40] in drawn.replace('\n', ' ')
+    assert '## momentum_pictures' in drawn                               # the placeholder says where
+
+
+@pytest.mark.parametrize('assignment, model, absent', [
+    ('softmax', 'softmax regression', 'MLP'),
+    ('mlp', 'MLP 784-128-10', 'softmax regression'),
+])
+def test_report_of_one_assignment_describes_its_own_runs(tiny_report, tmp_path, sheets, assignment,
+                                                         model, absent):
+    results = make_report.main(quick_args(tiny_report['data'], tmp_path / 'out', tiny_report['cache'],
+                                          '--assignment', assignment))
+    assert results['title'] == make_report.ASSIGNMENT_TITLES[assignment]
+    assert {e['name'] for e in results['experiments']} == \
+        {e.name for e in make_report.EXPERIMENTS if e.assignment == assignment}
+    first_page = ' '.join(text for title, texts, _ in sheets if title.startswith('Title and setup')
+                          for text, _ in texts).replace('\n', ' ')
+    assert model in first_page and absent not in first_page
+    assert 'Left out' not in first_page
+    for experiment in results['experiments']:
+        assert experiment['title'] in first_page                   # the contents list every page
+
+
+def test_assignment_of_a_handout_is_read_from_its_submission_file(tmp_path):
+    assert make_report.handout_assignment(tmp_path) == 'all'
+    (tmp_path / 'tools').mkdir()
+    (tmp_path / 'tools' / 'submission.json').write_text(json.dumps({'assignment': 'cnn', 'files': []}))
+    assert make_report.handout_assignment(tmp_path) == 'cnn'
+    assert [e.name for e in make_report.experiments_of('cnn')] == ['cnn']
+
+
+def test_chinese_lines_wrap_by_width():
+    wrap = make_report.pages.wrap_lines
+    lines = wrap(CHINESE * 3, 40)
+    assert len(lines) > 1
+    assert all(make_report.pages.text_width(line) <= 40 for line in lines)
+    assert ''.join(lines) == CHINESE * 3                            # no character lost or added
+    mixed = wrap('momentum 0.9 让 loss 更快下降 ' * 6, 30)
+    assert all(make_report.pages.text_width(line) <= 30 for line in mixed)
+    assert 'momentum' in mixed[0] and not any(line.startswith(' ') for line in mixed)
+    assert wrap('plain English words only', 10) == ['plain', 'English', 'words only']
+
+
+def test_chinese_analysis_without_a_chinese_font_says_how_to_get_one(tiny_report, tmp_path, monkeypatch,
+                                                                     sheets, capsys):
+    import warnings
+    monkeypatch.setattr(make_report.pages.visualize, 'CJK_FONT', None)
+    monkeypatch.setattr(make_report.write_pdf, '__defaults__',
+                        make_report.write_pdf.__defaults__[:-1] + (None,))
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', message='Glyph .* missing')
+        results = student_report(tiny_report, tmp_path, CHINESE, '--assignment', 'softmax')
+    out = capsys.readouterr().out
+    assert out.count('fonts-noto-cjk') == 1                          # one clear message
+    assert results['notices'] == [make_report.pages.visualize.NO_CJK_FONT]
+    drawn = ' '.join(text for _, texts, _ in sheets for text, _ in texts)
+    assert '动' not in drawn and 'Chinese text not shown' in drawn   # a note, never empty boxes
+
+
+@pytest.mark.skipif(make_report.pages.visualize.CJK_FONT is None,
+                    reason='no Chinese font on this machine (e.g. apt install fonts-wqy-microhei)')
+def test_chinese_analysis_is_drawn_with_a_chinese_font(tiny_report, tmp_path, sheets):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', message='Glyph .* missing')
+        results = student_report(tiny_report, tmp_path, CHINESE * 2, '--assignment', 'softmax')
+    assert results['notices'] == []
+    drawn = ''.join(text for _, texts, _ in sheets for text, _ in texts).replace('\n', '')
+    assert CHINESE * 2 in drawn
 
 
 # ---------------------------------------------------------------------------

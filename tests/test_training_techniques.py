@@ -277,3 +277,44 @@ def test_printed_history_shows_the_learning_rate_of_each_epoch(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith('learning rate')
     assert lines[1].split()[-1] == '0.1' and lines[2].split()[-1] == '0.05'
+
+
+# ---------------------------------------------------------------------------
+# report/training_techniques.py keeps its runs under the report's cache key
+# ---------------------------------------------------------------------------
+
+@pytest.mark.solution('softmax')
+def test_saved_technique_run_is_reused_until_code_or_data_change(tiny_mnist, tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'report'))
+    import runs
+    import training_techniques as tt
+
+    monkeypatch.setattr(tt, 'RUNS', tmp_path / 'runs')
+    monkeypatch.setattr(tt, 'DATA_ROOT', tiny_mnist)
+    trained = []
+    real_train = tt.Solver.train
+
+    def counting_train(solver):
+        trained.append(solver.cfg['learning_rate'])
+        return real_train(solver)
+    monkeypatch.setattr(tt.Solver, 'train', counting_train)
+    cfg = dict(max_epoch=1, batch_size=50, learning_rate=0.05)
+
+    first = tt.run('homework', cfg)
+    assert trained == [0.05]
+    assert first['key'] == runs.run_key(dict(cfg, data_root=str(tiny_mnist)),
+                                        runs.data_fingerprint(tiny_mnist), runs.code_fingerprint())
+    again = tt.run('homework', cfg)
+    assert trained == [0.05]                                               # same key: loaded
+    assert (again['key'], again['history'], again['test_acc']) == (first['key'], first['history'],
+                                                                   first['test_acc'])
+    assert tt.stale_runs() == []
+
+    monkeypatch.setattr(runs, 'code_fingerprint', lambda: 'other code')
+    assert tt.stale_runs() == ['homework']
+    tt.run('homework', cfg)
+    assert trained == [0.05, 0.05]                                         # the code changed: retrained
+    tt.run('homework', dict(cfg, learning_rate=0.1))
+    assert trained == [0.05, 0.05, 0.1]                                    # another cfg under the name
