@@ -29,6 +29,7 @@ def calls(monkeypatch):
     ('test', ['-m', 'pytest', '--quick']),
 ])
 def test_commands_run_with_one_blas_thread_unless_set(calls, monkeypatch, command, expected):
+    monkeypatch.setattr(quickstart, 'handout_assignment', lambda root=None: None)   # as in the reference
     for name in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
         monkeypatch.delenv(name, raising=False)
     extra = [] if command == 'notebook' else ['--quick']
