@@ -65,6 +65,7 @@ def test_runner_notebook_executes_headless(monkeypatch):
     assert 'learning rate 1e+300  diverged' in sweep, sweep
     assert 'test accuracy' not in sweep, f'the sweep must not print test accuracy: {sweep}'
     assert 'batch size 1000' in everything, 'the sections after a diverged run must still run'
+    assert re.search(r'batch size 1000 .* s per epoch, [0-9.]+ s of CPU', everything), 'CPU time, which load cannot flip'
     figures = [output for cell in notebook.cells if cell.cell_type == 'code'
                for output in cell.outputs if 'image/png' in output.get('data', {})]
     assert len(figures) == 3, f"expected the three curve figures, got {len(figures)}"
