@@ -28,6 +28,7 @@ def execute_with_settings(name, settings, timeout=600):
                                      resources={'metadata': {'path': str(REPO)}})
     try:
         client.execute()
+        failure = None
     except nbclient.exceptions.CellExecutionError as error:
         # One line: the cell and the error (a TODO left, a wrong shape), not the
         # kernel's colour-coded traceback; open the notebook to see the rest.
@@ -35,7 +36,9 @@ def execute_with_settings(name, settings, timeout=600):
                      and any(o.get('output_type') == 'error' for o in c.outputs)), None)
         where = 'a cell' if cell is None else f'cell {cell - (cell > tagged[0])}'   # numbered as in the file
         message = (error.evalue or '').strip().splitlines()
-        pytest.fail(f"{name} stopped in {where}: {error.ename}: {message[0] if message else ''}", pytrace=False)
+        failure = f"{name} stopped in {where}: {error.ename}: {message[0] if message else ''}"
+    if failure:
+        pytest.fail(failure, pytrace=False)       # outside the except: no chained traceback
 
     outputs = [output for cell in notebook.cells if cell.cell_type == 'code' for output in cell.outputs]
     text = ''.join(output.get('text', '') for output in outputs)

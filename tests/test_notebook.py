@@ -33,14 +33,15 @@ def execute(notebook):
                                      resources={'metadata': {'path': str(REPO)}})
     try:
         client.execute()
+        return
     except nbclient.exceptions.CellExecutionError as error:
         failed = next((i for i, cell in enumerate(notebook.cells)
                        if any(o.get('output_type') == 'error' for o in cell.get('outputs', []))),
                       None)
         first_line = (notebook.cells[failed].source.splitlines() or [''])[0] if failed else ''
         message = f'{error.ename}: {ANSI_ESCAPE.sub("", str(error.evalue))}'
-        pytest.fail(f'runner.ipynb stopped in cell {failed} ({first_line!r}) with {message}',
-                    pytrace=False)
+    # Outside the except block, so that no chained traceback is printed.
+    pytest.fail(f'runner.ipynb stopped in cell {failed} ({first_line!r}) with {message}', pytrace=False)
 
 
 @pytest.mark.solution('softmax')
