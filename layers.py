@@ -836,8 +836,8 @@ def _check_positive_int(owner, name, value, minimum=1):
 
 def _needs_im2col(owner):
     if im2col is None:
-        raise ModuleNotFoundError(f"{owner} needs im2col.py (the cnn assignment), which this folder "
-                                  f"does not hold")
+        raise NotImplementedError(f"{owner} is part of the 'cnn' assignment: it needs im2col.py, which "
+                                  f"this folder does not hold")
 
 
 def _check_window(owner, Input, kernel_size, pad):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from augment import Augmenter
+import layers
 from layers import BatchNormLayer, FCLayer
 
 
@@ -41,3 +42,11 @@ def test_augmentation_settings_out_of_range_are_named(settings, error, message):
 def test_usual_augmentation_settings_are_accepted():
     out = Augmenter(shift=2, rotate=10, flip=0.5, seed=0)(np.zeros((3, 784), dtype=np.float32))
     assert out.shape == (3, 784)
+
+
+def test_convolution_layers_without_im2col_name_the_assignment(monkeypatch):
+    monkeypatch.setattr(layers, 'im2col', None)          # a handout without the cnn assignment's file
+    for make in (lambda: layers.ConvLayer(1, 2, 3, 1), lambda: layers.MaxPoolingLayer(2),
+                 lambda: layers.AvgPoolingLayer(2)):
+        with pytest.raises(NotImplementedError, match=r"is part of the 'cnn' assignment: it needs im2col.py"):
+            make()
