@@ -29,8 +29,10 @@ assignment, so no reference code of any assignment is left in it:
 - in a notebook, a code cell follows the same rule and a markdown cell's
   region becomes "YOUR ANSWER HERE" (nbgrader's wording); every output and
   execution count is cleared.
-Hidden tests (tests/hidden), the instructor tools and test files whose
-solution markers name only other assignments are left out.
+Hidden tests (tests/hidden), the instructor tools, the files that the
+manifest's 'only_in' gives to other assignments, and the tests whose
+solution markers name code the handout does not hold (whole files, or
+single tests of a file, see drop_tests_needing) are left out.
 
 A check then proves that no line of any solution region is left anywhere in
 the copy (see find_leaks) and that every .py file still compiles.
