@@ -13,6 +13,9 @@ nbformat = pytest.importorskip('nbformat')
 nbclient = pytest.importorskip('nbclient')
 
 REPO = Path(__file__).resolve().parents[1]
+# The kernel's start-up warnings (e.g. about its local TCP connection) say
+# nothing about the student's code; errors still show.
+KERNEL_QUIET = ['--IPKernelApp.log_level=ERROR']
 
 
 def execute_with_settings(name, settings, timeout=600):
@@ -25,7 +28,8 @@ def execute_with_settings(name, settings, timeout=600):
     notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(settings))
 
     client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name='python3',
-                                     resources={'metadata': {'path': str(REPO)}})
+                                     resources={'metadata': {'path': str(REPO)}},
+                                     extra_arguments=KERNEL_QUIET)
     try:
         client.execute()
         failure = None

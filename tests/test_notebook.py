@@ -30,7 +30,8 @@ def execute(notebook):
     """Run the notebook; a failing cell fails the test with one short, plain
     line (the exception and the cell), not a page of coloured traceback."""
     client = nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
-                                     resources={'metadata': {'path': str(REPO)}})
+                                     resources={'metadata': {'path': str(REPO)}},
+                                     extra_arguments=['--IPKernelApp.log_level=ERROR'])   # no start-up noise
     try:
         client.execute()
         return
