@@ -660,6 +660,7 @@ class BatchNormLayer(Layer):
         self.beta = np.zeros(num_features)
         self.running_mean = np.zeros(num_features)
         self.running_var = np.ones(num_features)
+        self.trained_on_batches = False    # whether a training batch gave statistics yet
 
     def forward(self, Input):
         """Input (N, C) or (N, C, H, W) -> same shape."""
@@ -669,13 +670,16 @@ class BatchNormLayer(Layer):
             self.running_mean = self.running_mean.astype(Input.dtype)
             self.running_var = self.running_var.astype(Input.dtype)
         self.axes = (0,) if Input.ndim == 2 else (0, 2, 3)
-        if self.training:
-            m = Input.size // self.num_features           # values per feature
-            if m < 2:
-                raise ValueError(f"BatchNormLayer: training on a batch of {Input.shape[0]} sample(s) of shape "
-                                 f"{Input.shape[1:]} normalises every feature to 0 (one value per feature); "
-                                 f"use batch_size >= 2 (and one that leaves no last batch of 1), "
-                                 f"or LayerNormLayer")
+        m = Input.size // self.num_features               # values per feature
+        if self.training and m < 2 and not self.trained_on_batches:
+            raise ValueError(f"BatchNormLayer: training on a batch of {Input.shape[0]} sample(s) of shape "
+                             f"{Input.shape[1:]} normalises every feature to 0 (one value per feature); "
+                             f"use batch_size >= 2, or LayerNormLayer")
+        # A last, partial batch of one value per feature has no statistics of
+        # its own: it is normalised with the running ones, as in evaluation.
+        self.batch_statistics = self.training and m >= 2
+        if self.batch_statistics:
+            self.trained_on_batches = True
             self.x_hat, mean, var, self.inv_std = normalize_forward(Input, self.axes, self.eps)
             unbiased_var = var.ravel() * (m / max(m - 1, 1))
             self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean.ravel()
@@ -694,7 +698,7 @@ class BatchNormLayer(Layer):
         self.grad_gamma = np.sum(delta * self.x_hat, axis=self.axes)
         self.grad_beta = np.sum(delta, axis=self.axes)
         grad_x_hat = delta * _per_feature(self.gamma, delta.ndim)
-        if not self.training:
+        if not self.batch_statistics:
             # Fixed running statistics: the normalisation is a per-feature affine map.
             return grad_x_hat * self.inv_std
         return normalize_backward(grad_x_hat, self.x_hat, self.inv_std, self.axes)

@@ -26,6 +26,18 @@ def test_batch_norm_refuses_to_train_on_one_value_per_feature():
     assert maps.forward(np.ones((1, 3, 2, 2)) + np.arange(4.0).reshape(2, 2)).shape == (1, 3, 2, 2)   # 4 values each
 
 
+def test_a_last_batch_of_one_sample_is_normalised_with_the_running_statistics():
+    layer = BatchNormLayer(2)
+    layer.forward(np.array([[0.0, 1.0], [2.0, 5.0]]))          # a full batch: running statistics move
+    mean, var = layer.running_mean.copy(), layer.running_var.copy()
+    x = np.array([[3.0, -1.0]])
+    out = layer.forward(x)                                      # still training: the epoch's last batch
+    np.testing.assert_allclose(out, (x - mean) / np.sqrt(var + layer.eps))
+    np.testing.assert_array_equal(layer.running_mean, mean)     # one sample says nothing about the batch
+    delta = np.array([[1.0, 2.0]])
+    np.testing.assert_allclose(layer.backward(delta), delta / np.sqrt(var + layer.eps))   # the affine map's
+
+
 @pytest.mark.parametrize('settings, error, message', [
     (dict(rotate=720), ValueError, r"rotate is the largest angle in degrees, at most 180, got 720"),
     (dict(shift=100), ValueError, r"shift .* below half the image \(14 for \(28, 28\)\), got 100"),
