@@ -39,6 +39,8 @@ the model wrong examples. For photographs of objects (the notes' example) a
 left-right flip keeps the class and is the standard augmentation.
 """
 
+import numbers
+
 import numpy as np
 
 
@@ -368,6 +370,17 @@ class Augmenter(object):
 
     def __init__(self, shift=0, rotate=0.0, scale=None, brightness=0.0, contrast=0.0,
                  erase=0.0, flip=0.0, crop=None, image_shape=(28, 28), seed=None):
+        for name, value in (('shift', shift), ('rotate', rotate), ('brightness', brightness),
+                            ('contrast', contrast), ('erase', erase), ('flip', flip)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"Augmenter: {name} must be a number, got {value!r}")
+        if shift != int(shift) or not shift < min(image_shape) / 2:
+            raise ValueError(f"Augmenter: shift is the largest move in whole pixels and must be an integer "
+                             f"below half the image ({min(image_shape) / 2:g} for {tuple(image_shape)}), "
+                             f"got {shift!r}; 2 suits MNIST")
+        if rotate > 180:
+            raise ValueError(f"Augmenter: rotate is the largest angle in degrees, at most 180, got {rotate!r}; "
+                             f"10 suits MNIST")
         if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1]):
             raise ValueError(f"scale must be a (low, high) range with 0 < low <= high, got {scale!r}")
         for name, value in (('erase', erase), ('flip', flip)):

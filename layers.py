@@ -37,7 +37,10 @@ The losses live in loss.py, the optimisers in optimizer.py.
 
 import numpy as np
 
-import im2col
+try:
+    import im2col      # the convolution maths (the cnn assignment); not in the other handouts
+except ModuleNotFoundError:
+    im2col = None
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +216,9 @@ def match_dtype(layer, Input):
     gradient checks in float64; the parameters follow the data, so there is
     no silent float64 upcast on the training path.
     """
+    if np.issubdtype(Input.dtype, np.integer) or Input.dtype == bool:
+        raise TypeError(f"{type(layer).__name__} got {Input.dtype} input (raw pixels 0-255 train badly): "
+                        f"scale the images to floats first, e.g. images.astype(np.float32) / 255")
     if not np.issubdtype(Input.dtype, np.floating):
         return
     for name in param_names_of(layer):
@@ -753,6 +759,7 @@ class BatchNormLayer(Layer):
         self.beta = np.zeros(num_features)
         self.running_mean = np.zeros(num_features)
         self.running_var = np.ones(num_features)
+        self.trained_on_batches = False    # whether a training batch gave statistics yet
 
     def forward(self, Input):
         """Input (N, C) or (N, C, H, W) -> same shape."""
@@ -762,9 +769,17 @@ class BatchNormLayer(Layer):
             self.running_mean = self.running_mean.astype(Input.dtype)
             self.running_var = self.running_var.astype(Input.dtype)
         self.axes = (0,) if Input.ndim == 2 else (0, 2, 3)
-        if self.training:
+        m = Input.size // self.num_features               # values per feature
+        if self.training and m < 2 and not self.trained_on_batches:
+            raise ValueError(f"BatchNormLayer: training on a batch of {Input.shape[0]} sample(s) of shape "
+                             f"{Input.shape[1:]} normalises every feature to 0 (one value per feature); "
+                             f"use batch_size >= 2, or LayerNormLayer")
+        # A last, partial batch of one value per feature has no statistics of
+        # its own: it is normalised with the running ones, as in evaluation.
+        self.batch_statistics = self.training and m >= 2
+        if self.batch_statistics:
+            self.trained_on_batches = True
             self.x_hat, mean, var, self.inv_std = normalize_forward(Input, self.axes, self.eps)
-            m = Input.size // self.num_features           # values per feature
             unbiased_var = var.ravel() * (m / max(m - 1, 1))
             self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean.ravel()
             self.running_var = (1 - self.momentum) * self.running_var + self.momentum * unbiased_var
@@ -782,7 +797,7 @@ class BatchNormLayer(Layer):
         self.grad_gamma = np.sum(delta * self.x_hat, axis=self.axes)
         self.grad_beta = np.sum(delta, axis=self.axes)
         grad_x_hat = delta * _per_feature(self.gamma, delta.ndim)
-        if not self.training:
+        if not self.batch_statistics:
             # Fixed running statistics: the normalisation is a per-feature affine map.
             return grad_x_hat * self.inv_std
         return normalize_backward(grad_x_hat, self.x_hat, self.inv_std, self.axes)
@@ -922,6 +937,21 @@ def _check_positive_int(owner, name, value, minimum=1):
     return int(value)
 
 
+def _needs_im2col(owner):
+    if im2col is None:
+        raise NotImplementedError(f"{owner} is part of the 'cnn' assignment: it needs im2col.py, which "
+                                  f"this folder does not hold")
+
+
+def _check_window(owner, Input, kernel_size, pad):
+    """The k x k window must fit the padded image at least once."""
+    height, width = Input.shape[2] + 2 * pad, Input.shape[3] + 2 * pad
+    if min(height, width) < kernel_size:
+        raise ValueError(f"{owner}: kernel_size {kernel_size} is larger than the padded input "
+                         f"{height}x{width} (input {Input.shape[2]}x{Input.shape[3]}, pad {pad}): the "
+                         f"output would be empty; use a smaller kernel or layer, or a larger input")
+
+
 def _check_pad(owner, kernel_size, pad):
     """pad < kernel_size, as in the course: a wider padding only adds outputs
     that see nothing but zeros."""
@@ -955,6 +985,7 @@ class ConvLayer(Layer):
                 then skips the delta for the input (no layer below needs it)
         """
         owner = 'ConvLayer'
+        _needs_im2col(owner)
         self.inputs = _check_positive_int(owner, 'inputs', inputs)
         self.filters = _check_positive_int(owner, 'filters', filters)
         self.kernel_size = _check_positive_int(owner, 'kernel_size', kernel_size)
@@ -973,6 +1004,7 @@ class ConvLayer(Layer):
         if Input.shape[1] != self.inputs:
             raise ValueError(f"ConvLayer expects {self.inputs} input channel(s), got an input of "
                              f"shape {Input.shape} with {Input.shape[1]}")
+        _check_window('ConvLayer', Input, self.kernel_size, self.pad)
         match_dtype(self, Input)
         self.input_shape = Input.shape
         out, self.cols = im2col.conv_forward(Input, self.W, self.b, self.pad)
@@ -997,11 +1029,13 @@ class MaxPoolingLayer(Layer):
     """
 
     def __init__(self, kernel_size, pad=0):
+        _needs_im2col('MaxPoolingLayer')
         self.kernel_size = _check_positive_int('MaxPoolingLayer', 'kernel_size', kernel_size)
         self.pad = _check_pad('MaxPoolingLayer', self.kernel_size, pad)
 
     def forward(self, Input):
         im2col.check_images(Input, 'MaxPoolingLayer input')
+        _check_window('MaxPoolingLayer', Input, self.kernel_size, self.pad)
         self.output, self.input_padded = im2col.max_pool_forward(Input, self.kernel_size, self.pad)
         return self.output
 
@@ -1019,11 +1053,13 @@ class AvgPoolingLayer(Layer):
     """
 
     def __init__(self, kernel_size, pad=0):
+        _needs_im2col('AvgPoolingLayer')
         self.kernel_size = _check_positive_int('AvgPoolingLayer', 'kernel_size', kernel_size)
         self.pad = _check_pad('AvgPoolingLayer', self.kernel_size, pad)
 
     def forward(self, Input):
         im2col.check_images(Input, 'AvgPoolingLayer input')
+        _check_window('AvgPoolingLayer', Input, self.kernel_size, self.pad)
         self.input_shape = Input.shape
         return im2col.avg_pool_forward(Input, self.kernel_size, self.pad)
 

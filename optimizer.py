@@ -78,7 +78,11 @@ class Optimizer(object):
                 grad = grad + self.weight_decay * param
                 ### END SOLUTION
                 ############################################################################
+            first_step = (layer, name) not in self.state
+            before = param.copy() if first_step else None
             self.update(param, grad, self.state.setdefault((layer, name), {}))
+            if first_step:
+                check_changed_in_place(self, layer, name, param, before, grad)
 
     def update(self, param, grad, state):
         raise NotImplementedError(f"{type(self).__name__} must implement update(param, grad, state)")
@@ -104,18 +108,29 @@ class Optimizer(object):
                 self.state[(layer, name)] = state
 
 
+def check_changed_in_place(optimizer, layer, name, param, before, grad):
+    """After a parameter's first update: a non-zero gradient must have changed
+    the layer's array itself. `param = param + v` inside update() only points
+    the local name param at a new array; the layer keeps the old one."""
+    if optimizer.learning_rate > 0 and np.any(grad) and np.array_equal(param, before):
+        raise RuntimeError(
+            f"{type(optimizer).__name__}.update did not change {type(layer).__name__}.{name}: the parameter is "
+            f"rebound, not updated in place. Write param += v (in place), not param = param + v, which "
+            f"gives the local name param a new array that the layer never sees")
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with classical momentum (notes §2.5.4, §4.1).
 
         v = momentum * v - learning_rate * (grad + weight_decay * W)
-        param = param + v
+        param += v            (in place: the layer's own array changes)
 
     The velocity v of every parameter starts at zero; momentum = 0 is plain
-    SGD, param = param - learning_rate * grad. Weight decay (L2) applies to
+    SGD, param -= learning_rate * grad. Weight decay (L2) applies to
     weights only, as in the course's MLP solution. Works for the homework's
     single-layer model and for a Network alike.
 
-    nesterov=True: Nesterov momentum, param = param + momentum * v - learning_rate * grad
+    nesterov=True: Nesterov momentum, param += momentum * v - learning_rate * grad
     with the new v (the gradient at the look-ahead point, in CS231n's form).
     """
 

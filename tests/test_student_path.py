@@ -103,3 +103,67 @@ def test_handout_command_outside_the_venv_says_which_python(tmp_path):
     assert 'ModuleNotFoundError' not in result.stderr
     assert "needs the project's Python environment" in result.stderr
     assert 'quickstart.py' in result.stderr and '.venv' in result.stderr
+
+
+# ---------------------------------------------------------------------------
+# Every assignment's handout: its own files, tests and README
+# ---------------------------------------------------------------------------
+
+HANDOUT_SHAPE = {
+    # assignment: (notebook, files it must hold, files it must not hold, zip)
+    'softmax': ('runner.ipynb', {'loss.py', 'optimizer.py', 'layers.py', 'augment.py'},
+                {'mlp.ipynb', 'cnn.ipynb', 'im2col.py', 'techniques.ipynb', 'tools/bench.py',
+                 'report/training_techniques.py', 'tests/test_mlp.py', 'tests/test_conv.py'}, 'submission-softmax.zip'),
+    'mlp': ('mlp.ipynb', {'layers.py', 'loss.py', 'optimizer.py', 'techniques.ipynb'},
+            {'runner.ipynb', 'cnn.ipynb', 'im2col.py', 'tests/test_conv.py', 'tests/test_cnn.py',
+             'tests/test_notebook.py'}, 'submission-mlp.zip'),
+    'cnn': ('cnn.ipynb', {'im2col.py', 'layers.py', 'tests/test_conv.py'},
+            {'runner.ipynb', 'mlp.ipynb', 'tests/test_mlp.py', 'tests/test_notebook.py'}, 'submission-cnn.zip'),
+}
+
+
+@pytest.fixture(scope='module')
+def handouts(tmp_path_factory):
+    made = {}
+    for name in HANDOUT_SHAPE:
+        made[name] = tmp_path_factory.mktemp('handouts') / name
+        handout.make_handout(REPO, made[name], name)
+    return made
+
+
+@pytest.mark.parametrize('assignment', list(HANDOUT_SHAPE))
+def test_each_handout_holds_only_what_its_assignment_needs(handouts, assignment):
+    folder = handouts[assignment]
+    notebook, must, must_not, _ = HANDOUT_SHAPE[assignment]
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob('*') if p.is_file()}
+    assert {notebook} | must <= present
+    assert not must_not & present, sorted(must_not & present)
+    # The tests of the code a handout does not hold are not shipped (rather than skipped).
+    holds = {assignment, *handout.released_solutions(handout.load_manifest(), assignment)}
+    for test_file in sorted((folder / 'tests').glob('test_*.py')):
+        text = test_file.read_text()
+        assert handout.drop_tests_needing(text, holds) == text, f'{test_file.name} ships tests of other assignments'
+
+
+@pytest.mark.parametrize('assignment', list(HANDOUT_SHAPE))
+def test_each_handout_readme_walks_its_own_assignment(handouts, assignment):
+    folder = handouts[assignment]
+    notebook, _, _, zip_name = HANDOUT_SHAPE[assignment]
+    readme = (folder / 'README.md').read_text()
+    for section in ('## Quick start', '### For students', '## 快速开始'):
+        assert readme.count(section) == 1, section
+    assert notebook in readme and zip_name in readme
+    for other, (other_notebook, _, _, other_zip) in HANDOUT_SHAPE.items():
+        if other != assignment:
+            assert other_zip not in readme, f'the {assignment} README names {other_zip}'
+    assert '--assignment' not in readme                      # the reference's option, not the handout's
+    assert 'a test proves it' not in readme                  # hidden tests are not shipped
+    # English and Chinese quick starts give the same commands in the same order.
+    english = readme[readme.index('## Quick start'):readme.index('### For students')]
+    chinese = readme[readme.index('## 快速开始'):]
+    chinese = chinese[:chinese.index('```', chinese.index('```') + 3)]       # its command block
+    order = re.compile(r'^python3 tools/quickstart\.py (\w+)', re.M)
+    assert order.findall(english) == order.findall(chinese) == ['test', 'train', 'notebook', 'report', 'submit']
+    # Every file the README names is in the handout.
+    named = set(re.findall(r'`((?:[\w.-]+/)*[\w.-]+\.(?:py|ipynb))`', readme))
+    assert not {n for n in named if not (folder / n).exists()}, 'the README names files the handout lacks'

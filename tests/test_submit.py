@@ -98,3 +98,22 @@ def test_self_check_result_is_printed(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert 'self-check FAILED: 1 failed, 1 passed' in result.stdout, result.stdout
     assert result.returncode == 1
+
+
+def test_reference_repository_packs_the_assignment_asked_for(tmp_path):
+    sys.path.insert(0, str(REPO / 'tools'))
+    import submit as submit_module
+    reference = tmp_path / 'reference'
+    (reference / 'tools').mkdir(parents=True)
+    (reference / 'tools' / 'assignments.json').write_text(json.dumps({
+        'default_assignment': 'softmax', 'assignments': {'softmax': {'student_files': ['loss.py']},
+                                                         'cnn': {'student_files': ['im2col.py', 'cnn.ipynb']}}}))
+    assert submit_module.assignment_files(reference, 'cnn') == ('cnn', ['im2col.py', 'cnn.ipynb'])
+    assert submit_module.assignment_files(reference) == ('softmax', ['loss.py'])
+    with pytest.raises(SystemExit, match="Unknown assignment 'rnn'"):
+        submit_module.assignment_files(reference, 'rnn')
+    handout = make_project(tmp_path / 'mlp-handout')
+    (handout / 'tools' / 'submission.json').write_text(json.dumps({'assignment': 'mlp', 'files': ['loss.py']}))
+    assert submit_module.assignment_files(handout) == ('mlp', ['loss.py'])
+    with pytest.raises(SystemExit, match="handout of the 'mlp' assignment, not of 'cnn'"):
+        submit_module.assignment_files(handout, 'cnn')

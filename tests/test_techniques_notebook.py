@@ -21,3 +21,11 @@ def test_techniques_notebook_executes_headless(mnist_subset):
         assert run in text, run
     assert 'diverged' not in text
     assert figures == 6, f"expected six figures (five comparisons and the learning rates), got {figures}"
+
+
+@pytest.mark.solution('mlp')
+def test_techniques_notebook_survives_runs_that_diverge():
+    # The base learning rate diverges; the runs that set their own rate still train.
+    text, _ = execute_with_settings('techniques.ipynb', FAST_SETTINGS + "base = dict(base, learning_rate=1e4)\n")
+    assert 'SGD, momentum 0.9, lr 0.05: diverged' in text and 'every run diverged: nothing to plot' in text
+    assert 'Adam, lr 0.001' in text

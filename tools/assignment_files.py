@@ -29,8 +29,10 @@ assignment, so no reference code of any assignment is left in it:
 - in a notebook, a code cell follows the same rule and a markdown cell's
   region becomes "YOUR ANSWER HERE" (nbgrader's wording); every output and
   execution count is cleared.
-Hidden tests (tests/hidden), the instructor tools and test files whose
-solution markers name only other assignments are left out.
+Hidden tests (tests/hidden), the instructor tools, the files that the
+manifest's 'only_in' gives to other assignments, and the tests whose
+solution markers name code the handout does not hold (whole files, or
+single tests of a file, see drop_tests_needing) are left out.
 
 A check then proves that no line of any solution region is left anywhere in
 the copy (see find_leaks) and that every .py file still compiles.
@@ -308,6 +310,8 @@ def handout_text(root, rel, assignment, known_tags, released=()):
         return nbformat.writes(nb) + '\n', own, other
     if rel.endswith('.py'):
         text = path.read_text(encoding='utf-8')
+        if rel.rsplit('/', 1)[-1].startswith('test_'):
+            text = drop_tests_needing(text, {assignment, *released})
         return strip_regions(text, rel, assignment, known_tags, 'code', filename=rel, released=released)
     if rel.endswith('.md'):
         return strip_instructor_notes(path.read_text(encoding='utf-8'), assignment), 0, 0
@@ -315,6 +319,34 @@ def handout_text(root, rel, assignment, known_tags, released=()):
 
 
 ASSIGNMENT_NOTE_RE = re.compile(r'^<!-- BEGIN ASSIGNMENT (?P<tags>[\w -]+?) -->$')
+
+
+def _solution_tags(node):
+    """Assignments named by the @pytest.mark.solution(...) decorators of a test."""
+    return {arg.value for decorator in getattr(node, 'decorator_list', ()) for call in ast.walk(decorator)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == 'solution'
+            for arg in call.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)}
+
+
+def drop_tests_needing(source, present):
+    """A test file without the top-level tests (functions or classes) whose
+    solution markers name an assignment outside `present`: a handout ships
+    the tests of the code it holds, instead of skipping the others."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    lines = source.split('\n')
+    dropped = set()
+    for node in tree.body:
+        tags = _solution_tags(node)
+        if tags - set(present):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            dropped.update(range(first - 1, node.end_lineno))
+    if not dropped:
+        return source
+    kept = [line for i, line in enumerate(lines) if i not in dropped]
+    return re.sub(r'\n{4,}', '\n\n\n', '\n'.join(kept))
 
 
 def strip_instructor_notes(text, assignment=None):
@@ -354,12 +386,19 @@ def strip_instructor_notes(text, assignment=None):
 def handout_files(root, manifest, assignment, exclude=()):
     """The reference files that go into the handout of `assignment`
     (less the files and folders in `exclude`)."""
+    present = {assignment} | released_solutions(manifest, assignment)
     files = []
     for rel in list_files(root, manifest, extra_exclude=exclude):
+        only_in = [names for path, names in manifest.get('only_in', {}).items() if _under(rel, [path])]
+        if only_in and assignment not in only_in[0]:
+            continue  # another assignment's notebook or tool
         if rel.endswith('.py') and rel.rsplit('/', 1)[-1].startswith('test_'):
-            tags = test_file_tags((Path(root) / rel).read_text(encoding='utf-8'))
+            source = (Path(root) / rel).read_text(encoding='utf-8')
+            tags = test_file_tags(source)
             if tags and assignment not in tags:
                 continue  # tests of other assignments only: they could not pass here
+            if tags and 'def test_' not in drop_tests_needing(source, present):
+                continue  # every test needs another assignment's code
         files.append(rel)
     return files
 

@@ -31,7 +31,8 @@ if str(TOOLS) not in sys.path:
 # grader); these names stay importable from here.
 from assignment_files import (  # noqa: E402,F401
     BEGIN_RE, END_RE, MANIFEST, MARKDOWN_ANSWER, MIN_LEAK_CHARS, REPO, TAG_RE, HandoutError,
-    check_assignment, find_leaks, find_regions, handout_files, handout_text, list_files, load_manifest,
+    check_assignment, drop_tests_needing, find_leaks, find_regions, handout_files, handout_text, list_files,
+    load_manifest,
     make_handout, released_solutions, solution_lines, strip_instructor_notes, strip_notebook, strip_regions,
     test_file_tags)
 

@@ -1,17 +1,18 @@
 """Pack exactly what to hand in, after a last check.
 
-    python3 tools/quickstart.py submit              # -> submission-softmax.zip
+    python3 tools/quickstart.py submit              # -> submission-<assignment>.zip
     python3 tools/quickstart.py submit --report my-report.pdf
     python3 tools/quickstart.py submit --no-check   # skip running the tests
 
-The zip holds your files of the assignment (loss.py, optimizer.py and the
-executed runner.ipynb for the softmax homework) and your PDF report
+The zip holds your files of the assignment (tools/submission.json lists
+them: e.g. loss.py, optimizer.py and the executed runner.ipynb for the
+softmax homework, im2col.py and cnn.ipynb for the CNN) and your PDF report
 (report/report.pdf unless you give --report), and nothing else: never the
 data set, the virtual environment or caches (a zip of the whole folder is
 hundreds of MB and is refused by the grader). Before packing it runs the
 tests (the self-check) and warns when
 - a TODO still raises NotImplementedError,
-- runner.ipynb has no outputs (it was not run) or stopped with an error,
+- the notebook has no outputs (it was not run) or stopped with an error,
 - the report PDF is missing.
 It then prints every file it packed and the size of the zip. The zip is
 written atomically: an interrupted run leaves no half zip.
@@ -59,14 +60,21 @@ def todos_left(root, files=None):
     return found
 
 
-def assignment_files(root):
-    """(assignment name, [student files]) of this folder."""
+def assignment_files(root, assignment=None):
+    """(assignment name, [student files]) of this folder: a handout's own
+    (tools/submission.json), or in the reference repository `assignment`
+    (default: the manifest's default_assignment)."""
     for manifest in (root / 'tools' / 'submission.json', root / 'tools' / 'assignments.json'):
         if manifest.is_file():
             data = json.loads(manifest.read_text(encoding='utf-8'))
             if 'files' in data:                                          # submission.json
+                if assignment not in (None, data['assignment']):
+                    raise SystemExit(f"This folder is the handout of the '{data['assignment']}' assignment, "
+                                     f"not of '{assignment}'.")
                 return data['assignment'], list(data['files'])
-            name = data.get('default_assignment', DEFAULT_ASSIGNMENT)   # assignments.json
+            name = assignment or data.get('default_assignment', DEFAULT_ASSIGNMENT)   # assignments.json
+            if name not in data['assignments']:
+                raise SystemExit(f"Unknown assignment {name!r}: choose one of {', '.join(data['assignments'])}.")
             return name, list(data['assignments'][name]['student_files'])
     return DEFAULT_ASSIGNMENT, list(DEFAULT_STUDENT_FILES)
 
@@ -90,14 +98,15 @@ def notebook_problems(path):
 
 
 def run_self_check(root):
-    """Run the tests (except the notebook test: submit checks the notebook's
+    """Run the tests (except the notebook tests: submit checks the notebook's
     outputs instead); return (passed, last lines of the output)."""
     sys.path.insert(0, str(root))
     from threads import thread_environment
     env = thread_environment()
     env.setdefault('MPLBACKEND', 'Agg')
-    command = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--rootdir', str(root),
-               '--deselect', 'tests/test_notebook.py']
+    command = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--rootdir', str(root)]
+    for path in sorted((root / 'tests').glob('test_*notebook*.py')):
+        command += ['--deselect', path.relative_to(root).as_posix()]
     print('Self-check: running the tests (about half a minute; --no-check skips it) ...', flush=True)
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     lines = result.stdout.strip().splitlines()
@@ -140,11 +149,13 @@ def main(argv=None):
     parser.add_argument('--out', type=Path, default=None,
                         help='the zip to write (default: submission-<assignment>.zip in the project folder)')
     parser.add_argument('--no-check', action='store_true', help='do not run the tests first')
+    parser.add_argument('--assignment', default=None,
+                        help='in the reference repository: the assignment to pack (a handout knows its own)')
     parser.add_argument('--root', type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     root = args.root.resolve()
-    assignment, student_files = assignment_files(root)
+    assignment, student_files = assignment_files(root, args.assignment)
     out = (args.out or root / f'submission-{assignment}.zip').resolve()
     report = (args.report or root / DEFAULT_REPORT).resolve()
 
