@@ -28,12 +28,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / 'hidden'))
-from test_original_framework import ORIGINAL_LOSS, ORIGINAL_OPTIMIZER  # noqa: E402
+import grade
+from hidden.test_original_framework import ORIGINAL_LOSS, ORIGINAL_OPTIMIZER
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools'))
-import grade  # noqa: E402
 
 TIME_LIMIT, CHECK_TIMEOUT, MEMORY_MB = 40, 10, 700
 OPTIMIZER = (REPO / 'optimizer.py').read_text()
@@ -406,7 +404,6 @@ def test_no_hidden_or_reference_material_reaches_any_feedback(graded):
     secret = set()
     for path in (REPO / 'tests' / 'hidden').glob('*.py'):
         secret |= {line.strip() for line in path.read_text().splitlines() if len(line.strip()) >= 20}
-    sys.path.insert(0, str(REPO / 'tools'))
     from checks import load_checks
     for check in load_checks('softmax', REPO):
         if check.hidden:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+import quickstart
+
 REPO = Path(__file__).resolve().parents[1]
-import quickstart  # noqa: E402
 
 
 @pytest.fixture

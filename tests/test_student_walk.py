@@ -15,11 +15,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import handout
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools'))
-import handout  # noqa: E402
 
 pytest.importorskip('nbformat')
 VENV = Path(sys.prefix)

@@ -101,7 +101,6 @@ def test_self_check_result_is_printed(tmp_path):
 
 
 def test_reference_repository_packs_the_assignment_asked_for(tmp_path):
-    sys.path.insert(0, str(REPO / 'tools'))
     import submit as submit_module
     reference = tmp_path / 'reference'
     (reference / 'tools').mkdir(parents=True)

@@ -285,9 +285,6 @@ def test_printed_history_shows_the_learning_rate_of_each_epoch(capsys):
 
 @pytest.mark.solution('softmax')
 def test_saved_technique_run_is_reused_until_code_or_data_change(tiny_mnist, tmp_path, monkeypatch):
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'report'))
     import runs
     import training_techniques as tt
 
