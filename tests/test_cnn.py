@@ -68,16 +68,18 @@ def test_cfg_describes_the_cnn_and_the_solver_trains_it(tiny_mnist):
 def test_course_cnn_learns_mnist():
     # The course's network on the first 6000 training images of the shipped
     # MNIST, 2 epochs of batches of 25, then the first 2000 test images: about
-    # 4 s of CPU. It reached 93.6%; with its two convolutions frozen at their
-    # initial weights (FC layers learning on random features) 87.8%, so the
-    # threshold needs convolutions that learn.
+    # 4 s of CPU. Over seeds 0-2 it reached 92.5-94.4% (94.1% with seed 0);
+    # with its two convolutions frozen at their initial weights (FC layers
+    # learning on random features) 88.3-89.6%, so the threshold needs
+    # convolutions that learn. The rate is 0.02: at 0.05 a run is chaotic
+    # enough that the BLAS thread count alone moved it from 93.6% to 91.9%.
     np.random.seed(0)
     train = build_dataloader(MNIST, 1, 25, mode='train', as_images=True).dataset
     test = build_dataloader(MNIST, 1, 500, mode='test', as_images=True).dataset
     images, labels = train.images[:6000], train.labels[:6000]
     network = layers.build_cnn((1, 28, 28), [8, 16], [128], 10)
     model = layers.Classifier(network, SoftmaxCrossEntropyLossLayer())
-    optimizer = SGD(model, learning_rate=0.05, momentum=0.9)
+    optimizer = SGD(model, learning_rate=0.02, momentum=0.9)
     order = np.random.default_rng(0)
     for _ in range(2):
         permutation = order.permutation(len(images))
@@ -89,4 +91,4 @@ def test_course_cnn_learns_mnist():
     model.eval()
     correct = sum(np.sum(model.predict(test.images[i:i + 500]).argmax(axis=1) == test.labels[i:i + 500])
                   for i in range(0, 2000, 500))
-    assert correct / 2000 >= 0.92, f"test accuracy {correct / 2000:.4f} on 2000 images"
+    assert correct / 2000 >= 0.91, f"test accuracy {correct / 2000:.4f} on 2000 images"
