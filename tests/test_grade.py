@@ -318,6 +318,7 @@ NAMES = {'correct', 'original_framework', 'wrong_gradient', 'loop_based', 'crash
          "'@SUM(A1)", 'tarred', 'linked'}
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_every_submission_gets_one_row_and_one_feedback_file(graded):
     assert set(graded['rows']) == NAMES
     assert len(graded['feedback']) == len(NAMES)
@@ -328,12 +329,14 @@ def test_every_submission_gets_one_row_and_one_feedback_file(graded):
     assert not list((graded['tmp'] / 'out').rglob('*.tmp')), "atomic writes left temporary files"
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_formula_names_are_neutralised_in_the_csv(graded):
     text = (graded['tmp'] / 'out' / 'grades.csv').read_text(encoding='utf-8')
     assert "\n'=2+3," in text and "\n'@SUM(A1)," in text
     assert not any(line.startswith(('=', '+', '-', '@')) for line in text.splitlines())
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_honest_complete_submissions_score_full_marks(graded):
     for name in ('correct', 'original_framework', 'noisy', 'with_venv', 'zip_in_folder', '张三', '李四', 'a b', 'a_b',
                  "'=2+3"):
@@ -343,6 +346,7 @@ def test_honest_complete_submissions_score_full_marks(graded):
     assert not (REPO / 'escaped.txt').exists()
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_wrong_gradient_fails_the_gradient_checks_with_an_actionable_message(graded):
     row, text = graded['rows']['wrong_gradient'], graded['feedback']['wrong_gradient']
     assert row['gradients'] == '0' and row['batch_average'] == '0' and row['hidden_random_batches'] == '0'
@@ -352,6 +356,7 @@ def test_wrong_gradient_fails_the_gradient_checks_with_an_actionable_message(gra
     assert 0 < score(row)[0] < FULL
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_loop_based_loses_only_the_vectorisation_point(graded):
     row, text = graded['rows']['loop_based'], graded['feedback']['loop_based']
     assert score(row)[0] == FULL - POINTS['vectorised_forward'], text
@@ -359,6 +364,7 @@ def test_loop_based_loses_only_the_vectorisation_point(graded):
     assert 'SoftmaxCrossEntropyLoss.forward is not vectorised' in text and 'loss.py line' in text
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_crashing_and_hanging_submissions_are_contained(graded):
     crash, crash_text = graded['rows']['crashing'], graded['feedback']['crashing']
     assert crash['status'] == 'crashed'
@@ -371,6 +377,7 @@ def test_crashing_and_hanging_submissions_are_contained(graded):
     assert score(hang)[0] == FULL - POINTS['forward']                    # ... and the other checks ran
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_missing_file_is_graded_as_the_handout_version(graded):
     row, text = graded['rows']['missing_file'], graded['feedback']['missing_file']
     assert 'loss.py was not in your submission: graded the handout version' in text
@@ -378,6 +385,7 @@ def test_missing_file_is_graded_as_the_handout_version(graded):
     assert row['momentum'] == str(POINTS['momentum']) and row['forward'] == '0'
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_unsafe_zip_archives_and_links_are_refused_with_a_reason(graded):
     for name, reason in (('traversal', "unsafe path '../../evil.py'"), ('tarred', 'a .tar.gz archive'),
                          ('linked', 'symbolic link')):
@@ -387,6 +395,7 @@ def test_unsafe_zip_archives_and_links_are_refused_with_a_reason(graded):
     assert not (graded['tmp'] / 'evil.py').exists()
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_forged_results_earn_nothing(graded):
     for name in ('forge_results_files', 'forge_patched_writer', 'exit_at_import'):
         assert score(graded['rows'][name])[0] == 0, graded['feedback'][name]
@@ -394,12 +403,14 @@ def test_forged_results_earn_nothing(graded):
     assert 'os._exit' in graded['feedback']['exit_at_import']
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_delegating_to_the_handout_stubs_earns_only_the_optimizer(graded):
     row = graded['rows']['delegating']
     assert score(row)[0] == sum(POINTS[c] for c in OPTIMIZER_CHECKS), graded['feedback']['delegating']
     assert row['forward'] == '0' and "is part of the 'mlp' assignment" in graded['feedback']['delegating']
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_no_hidden_or_reference_material_reaches_any_feedback(graded):
     secret = set()
     for path in (REPO / 'tests' / 'hidden').glob('*.py'):
@@ -420,11 +431,13 @@ def test_no_hidden_or_reference_material_reaches_any_feedback(graded):
     assert not any(line in graded['summary_text'] for line in secret)
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_escaped_processes_are_killed_and_grading_finishes(graded):
     assert score(graded['rows']['escaped_child']) == (FULL, FULL), graded['feedback']['escaped_child']
     assert sleeping(401) == [] and sleeping(402) == []
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_memory_limit_covers_the_submission_as_a_whole(graded):
     row = graded['rows']['memory_hog']
     assert row['status'] == 'memory limit', graded['feedback']['memory_hog']
@@ -432,6 +445,7 @@ def test_memory_limit_covers_the_submission_as_a_whole(graded):
     assert row['forward'] == '0'
 
 
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
 def test_class_summary_names_what_to_reteach(graded):
     text = graded['summary_text']
     assert 'gradients (3 points): ' in text and 'fail (' in text
