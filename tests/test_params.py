@@ -62,10 +62,11 @@ def test_the_homework_model_has_the_registry_and_predict():
     labels = np.array([0, 2, 1, 1, 0])
     loss, _ = model.forward(x, labels)
     scores = model.predict(x)
-    # Independent check: the cross-entropy of the predicted scores is forward's loss.
+    # Independent check: the cross-entropy of the predicted scores is forward's loss
+    # (to 1e-7: a student's forward may take log(p + 1e-12), as the original homework does).
     log_p = scores - scores.max(axis=1, keepdims=True)
     log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
-    assert loss == pytest.approx(-log_p[np.arange(5), labels].mean(), rel=1e-12)
+    assert loss == pytest.approx(-log_p[np.arange(5), labels].mean(), rel=1e-7)
     copy = SoftmaxCrossEntropyLoss(6, 3)
     copy.load_state_dict(model.state_dict())
     assert np.array_equal(copy.predict(x), scores)

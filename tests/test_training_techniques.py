@@ -283,7 +283,7 @@ def test_printed_history_shows_the_learning_rate_of_each_epoch(capsys):
 # report/training_techniques.py keeps its runs under the report's cache key
 # ---------------------------------------------------------------------------
 
-@pytest.mark.solution('softmax')
+@pytest.mark.solution('softmax', 'mlp')   # report/training_techniques.py ships with the mlp and cnn handouts
 def test_saved_technique_run_is_reused_until_code_or_data_change(tiny_mnist, tmp_path, monkeypatch):
     import runs
     import training_techniques as tt

@@ -83,10 +83,7 @@ from threads import apply_thread_policy  # noqa: E402
 apply_thread_policy(quiet=True)
 
 
-def project_python():
-    """The project's environment's interpreter (tools/quickstart.py makes it; QUICKSTART_VENV moves it)."""
-    venv = Path(os.environ.get('QUICKSTART_VENV', TOOLS.parent / '.venv'))
-    return venv / ('Scripts/python.exe' if os.name == 'nt' else 'bin/python')
+from quickstart import venv_python as project_python  # noqa: E402  (.venv, or $QUICKSTART_VENV; standard library only)
 
 
 try:

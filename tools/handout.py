@@ -188,8 +188,9 @@ def main(argv=None):
     try:
         import nbformat  # noqa: F401  (the notebook is stripped with it)
     except ModuleNotFoundError:
-        venv_python = REPO / '.venv' / ('Scripts/python.exe' if os.name == 'nt' else 'bin/python')
-        if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
+        from quickstart import venv_python as project_python   # .venv, or $QUICKSTART_VENV
+        venv_python = project_python()
+        if venv_python.exists() and Path(sys.prefix).resolve() != venv_python.parents[1].resolve():
             os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve())]
                      + list(sys.argv[1:] if argv is None else argv))
         print("error: this tool needs the project's Python environment (nbformat is missing). "
