@@ -53,6 +53,8 @@ PATH=/usr/sbin:/sbin:/usr/bin:/bin
 root=$1; sandbox=$2; binds=$3; shift 3
 mount -t tmpfs -o mode=755 none "$root"
 mkdir -p "$root/sandbox" "$root/tmp" "$root/proc" "$root/dev" "$root/etc" "$root/.old"
+# the private /tmp first: an interpreter bound below /tmp (a venv in /tmp/...) stays visible
+mount -t tmpfs -o mode=1777 none "$root/tmp"
 printf '%s\n' "$binds" | while IFS= read -r source; do
     [ -n "$source" ] || continue
     if [ -L "$source" ]; then ln -s "$(readlink "$source")" "$root$source"; continue; fi
@@ -68,7 +70,6 @@ for device in null zero random urandom; do
     touch "$root/dev/$device"; mount --bind "/dev/$device" "$root/dev/$device"
 done
 mount --bind "$sandbox" "$root/sandbox"
-mount -t tmpfs -o mode=1777 none "$root/tmp"
 mount -t proc proc "$root/proc"
 cd "$root"
 pivot_root . .old
@@ -164,13 +165,14 @@ def read_only_paths(python, root, hidden=()):
 
 def bwrap_command(argv, sandbox, read_only):
     command = [shutil.which('bwrap') or 'bwrap', '--unshare-all', '--unshare-user', '--die-with-parent',
-               '--new-session', '--cap-drop', 'ALL', '--hostname', 'sandbox']
+               '--new-session', '--cap-drop', 'ALL', '--hostname', 'sandbox',
+               '--tmpfs', '/tmp']   # the private /tmp first: binds below /tmp (a venv there) stay visible
     for path in read_only:
         if os.path.islink(path):
             command += ['--symlink', os.readlink(path), path]
         else:
             command += ['--ro-bind', path, path]
-    command += ['--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp',
+    command += ['--dev', '/dev', '--proc', '/proc',
                 '--bind', str(sandbox), SANDBOX_MOUNT, '--chdir', SANDBOX_MOUNT, '--']
     return command + list(argv)
 
