@@ -521,6 +521,26 @@ def test_the_assignment_is_read_from_the_submission_and_a_mismatch_names_both(tm
         grade.class_assignment(manifest, None, grade.find_submissions(submissions, log=None))
 
 
+def test_a_renamed_zip_is_recognised_by_the_files_only_its_assignment_has(tmp_path):
+    # A course site that renames every hand-in to <student>.zip loses the
+    # submission-<assignment> name: layers.py (mlp) or im2col.py (cnn) still tell.
+    manifest = grade.af.load_manifest(REPO / 'tools' / 'assignments.json')
+    for assignment, files in (('mlp', ['layers.py', 'loss.py', 'optimizer.py']), ('cnn', ['im2col.py']),
+                              ('softmax', ['loss.py', 'optimizer.py', 'runner.ipynb'])):
+        submissions = tmp_path / assignment
+        submissions.mkdir()
+        with zipfile.ZipFile(submissions / 'bob.zip', 'w') as zf:
+            for name in files:
+                zf.writestr(name, 'x = 1\n')
+        found = grade.find_submissions(submissions, log=None)
+        assert grade.class_assignment(manifest, None, found) == assignment
+    (tmp_path / 'both').mkdir()
+    (tmp_path / 'both' / 'eve').mkdir()
+    for name in ('layers.py', 'im2col.py'):      # files of two assignments: not a guess, the default
+        (tmp_path / 'both' / 'eve' / name).write_text('x = 1\n')
+    assert grade.assignment_from_files(tmp_path / 'both' / 'eve', manifest) is None
+
+
 def test_gradescope_mode_writes_results_json(tmp_path):
     (tmp_path / 'submission').mkdir()
     (tmp_path / 'submission' / 'loss.py').write_text(LOSS)

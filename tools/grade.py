@@ -335,14 +335,46 @@ def declared_assignment(path):
     return None
 
 
+def files_named_in(path, limit=10000):
+    """The base names of the files a submission holds (a zip's member names,
+    a folder's files), without extracting or following links."""
+    path = Path(path)
+    if path.is_symlink():
+        return set()
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return {PurePosixPath(name).name for name in archive.namelist()[:limit]}
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return set()
+    names = set()
+    for folder, subfolders, files in os.walk(path):   # os.walk does not follow links to folders
+        names.update(files)
+        if len(names) > limit:
+            break
+    return names
+
+
+def assignment_from_files(path, manifest):
+    """The assignment whose own student files (those of no other assignment:
+    layers.py for mlp, im2col.py for cnn, runner.ipynb for softmax) the
+    submission holds, when exactly one matches; else None."""
+    files = {a: set(spec.get('student_files', ())) for a, spec in manifest['assignments'].items()}
+    held = files_named_in(path)
+    matches = [a for a, own in files.items()
+               if held & (own - set().union(*(f for b, f in files.items() if b != a)))]
+    return matches[0] if len(matches) == 1 else None
+
+
 def class_assignment(manifest, asked, submissions):
     """The assignment to grade: `asked` (--assignment) or, if None, the one the
-    submissions name (else the manifest's default). Raises HandoutError when a
+    submissions name (their zip's name, tools/submission.json, or the student
+    files only that assignment has; else the manifest's default). Raises HandoutError when a
     submission names another one than --assignment, or submissions name several."""
     declared = {}
     for name, path, problem in submissions:
         if not problem:
-            found = declared_assignment(path)
+            found = declared_assignment(path) or assignment_from_files(path, manifest)
             if found:
                 declared.setdefault(found, []).append(name)
     if asked:
