@@ -388,7 +388,26 @@ class TanhLayer(Layer):
 # 5. Networks
 # ---------------------------------------------------------------------------
 
-class Network(object):
+class Model(object):
+    """What every model shares (Network, Classifier, the homework's
+    SoftmaxCrossEntropyLoss): its parameters and state by name, through
+    parameter_slots (section 5)."""
+
+    def params(self):
+        """{key: array} of every parameter, e.g. '0.W' in a network, 'W' in the
+        homework model (the arrays themselves)."""
+        return named_arrays(self, state=False)
+
+    def state_dict(self):
+        """A copy of every parameter and every piece of layer state, by key."""
+        return state_dict(self)
+
+    def load_state_dict(self, arrays):
+        """Set every parameter and piece of state from a dict made by state_dict()."""
+        load_state_dict(self, arrays)
+
+
+class Network(Model):
     """A stack of layers applied in order (notes §2.3.6, modular programming).
 
         net = Network()
@@ -447,18 +466,6 @@ class Network(object):
         for layer in self.layerList:
             layer.training = False
 
-    def params(self):
-        """{'<layer index>.<name>': array} of every parameter, e.g. '0.W' (the arrays themselves)."""
-        return named_arrays(self, state=False)
-
-    def state_dict(self):
-        """A copy of every parameter and every piece of layer state, by name (see named_arrays)."""
-        return state_dict(self)
-
-    def load_state_dict(self, arrays):
-        """Set every parameter and piece of state from a dict made by state_dict()."""
-        load_state_dict(self, arrays)
-
     def num_params(self):
         """Number of trainable numbers in the network."""
         return sum(int(np.size(array)) for array in named_arrays(self, state=False, trainable_only=True).values())
@@ -474,7 +481,7 @@ class Network(object):
         return '\n'.join(lines)
 
 
-class Classifier(object):
+class Classifier(Model):
     """A network and a criterion (loss layer) behind the homework's model interface.
 
         loss, acc = model.forward(images, labels)
@@ -500,15 +507,6 @@ class Classifier(object):
 
     def gradient_computing(self):
         self.network.backward(self.criterion.backward())
-
-    def params(self):
-        return self.network.params()
-
-    def state_dict(self):
-        return self.network.state_dict()
-
-    def load_state_dict(self, arrays):
-        self.network.load_state_dict(arrays)
 
     def train(self):
         self.network.train()

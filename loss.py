@@ -18,7 +18,7 @@ Letters: N batch size, C classes. Labels are (N,) integer class ids or
 
 import numpy as np
 
-from layers import check_batch, load_state_dict, match_dtype, named_arrays, state_dict, xavier_init
+from layers import Model, check_batch, match_dtype, xavier_init
 
 # a small number to prevent dividing by zero, maybe useful for you
 EPS = 1e-11
@@ -191,7 +191,7 @@ def sigmoid_cross_entropy(logits, t):
 # 2. The homework model
 # ---------------------------------------------------------------------------
 
-class SoftmaxCrossEntropyLoss(object):
+class SoftmaxCrossEntropyLoss(Model):
     """The homework model: a linear layer followed by softmax and cross-entropy.
 
     y = softmax(Input @ W + b), L = CrossEntropy(y, labels)   (notes §1.3)
@@ -283,18 +283,6 @@ class SoftmaxCrossEntropyLoss(object):
         # Written out rather than through layers.affine_forward, which is a
         # student region of the mlp assignment (a stub in the handouts).
         return Input @ self.W + self.b
-
-    def params(self):
-        """{'W': W, 'b': b}, the model's parameters (the arrays themselves)."""
-        return named_arrays(self, state=False)
-
-    def state_dict(self):
-        """A copy of W and b, by name."""
-        return state_dict(self)
-
-    def load_state_dict(self, arrays):
-        """Set W and b from a dict made by state_dict()."""
-        load_state_dict(self, arrays)
 
 
 # ---------------------------------------------------------------------------
