@@ -42,6 +42,7 @@ tables, the plots and the observations follow from it.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import multiprocessing
@@ -358,14 +359,17 @@ def default_jobs():
         return os.cpu_count() or 1
 
 
-def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jobs=1):
+def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jobs=1,
+            when_ready=None):
     """Train (or load from the cache) every run of every experiment.
 
     jobs > 1: the runs to train are shared out among that many worker
     processes, each with one BLAS thread; every run is seeded, so the numbers
-    are those of jobs=1. Returns (plan, records, stats): plan =
-    [(experiment, [(label, value, key)])], records = {key: record}, stats =
-    counts and seconds.
+    are those of jobs=1. when_ready(experiment, page_runs, records), if
+    given, is called as soon as all runs of an experiment are in (page_runs
+    = [{'label', 'value', 'key'}]), while the workers train the others.
+    Returns (plan, records, stats): plan = [(experiment, [(label, value,
+    key)])], records = {key: record}, stats = counts and seconds.
     """
     data_fp = runs.data_fingerprint(data_root)
     code_fp = runs.code_fingerprint()
@@ -382,6 +386,18 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jo
     found, start = {}, time.perf_counter()     # key: record, or the reason it is missing
     width = len(str(len(todo)))
     done = iter(range(1, len(todo) + 1))
+    waiting, ahead_seconds = list(plan), 0.0    # experiments not yet handed to when_ready
+
+    def hand_over_ready():
+        nonlocal ahead_seconds
+        for experiment, entries in list(waiting):
+            if all(isinstance(found.get(key), dict) for _, _, key in entries):
+                waiting.remove((experiment, entries))
+                if when_ready is not None:
+                    clock = time.perf_counter()
+                    when_ready(experiment, [{'label': label, 'value': value, 'key': key}
+                                            for label, value, key in entries], found)
+                    ahead_seconds += time.perf_counter() - clock
 
     def report(key, record, error, how):
         name, label, _ = todo[key]
@@ -410,14 +426,18 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jo
         log(f'Training {len(to_train)} runs in {workers} worker processes (one BLAS thread each) ...',
             flush=True)
     tasks = [(key, todo[key][2], str(cache_dir), data_fp, code_fp) for key in to_train]
-    for key, record, error in _train(tasks, workers):
-        if error is not None and not OTHER_ASSIGNMENT.search(error):
-            raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
-                             f'TODOs first (python3 tools/quickstart.py test lists them).')
-        found[key] = error if record is None else record
-        how = None if record is None else (
-            f"{len(record['history']['train_loss'])} epochs in {record['wall_seconds']:.1f} s")
-        report(key, record, error, how)
+    # closing(): an error or Ctrl-C in this loop (while drawing ahead) ends the workers at once.
+    with contextlib.closing(_train(tasks, workers)) as finished:
+        for key, record, error in finished:
+            if error is not None and not OTHER_ASSIGNMENT.search(error):
+                raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
+                                 f'TODOs first (python3 tools/quickstart.py test lists them).')
+            found[key] = error if record is None else record
+            how = None if record is None else (
+                f"{len(record['history']['train_loss'])} epochs in {record['wall_seconds']:.1f} s")
+            report(key, record, error, how)
+            hand_over_ready()      # after a run is in: the workers are busy by then
+    hand_over_ready()
 
     records = {key: found[key] for key in todo if isinstance(found[key], dict)}
     skipped = {todo[key][0]: why for key, why in found.items() if isinstance(why, str)}
@@ -432,6 +452,7 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jo
              'skipped_experiments': sorted(skipped),
              'load_average_range': [min(loads), max(loads)] if loads else None,
              'run_seconds': time.perf_counter() - start,
+             'drawing_ahead_seconds': ahead_seconds,   # in run_seconds, while workers train
              'training_seconds_all_runs': sum(runs.summarize(r, VAL_TARGET)['train_seconds']
                                               for r in records.values())}
     return plan, records, stats
@@ -680,6 +701,38 @@ def _plot_content(entries):
              'history': e['record']['history']} for e in entries]
 
 
+def plot_entries(page_runs, records):
+    """The runs of a page as its plots take them, from page_runs =
+    [{'label', 'value', 'key'}]: [{'label', 'value', 'record', 'summary'}]."""
+    return [{'label': run['label'], 'value': run['value'], 'record': records[run['key']],
+             'summary': runs.summarize(records[run['key']], VAL_TARGET)} for run in page_runs]
+
+
+def experiment_plots(spec, entries):
+    """(draw, content) of the 2 x 2 block of plots of an experiment's page,
+    for pages.Page.plots and pages.plots_png: one run's curves, or the runs
+    compared (the fourth panel as spec.summary_plot says)."""
+    if spec.vary is None:
+        return (lambda fig, gs: pages.plot_single_run(fig, gs, entries[0])), _plot_content(entries[:1])
+    return ((lambda fig, gs: pages.plot_comparison(fig, gs, entries, spec.vary, spec.summary_plot)),
+            [_plot_content(entries), spec.vary, spec.summary_plot])
+
+
+def draw_ahead(cache_dir):
+    """A when_ready for run_all: draws an experiment's plots (and the momentum
+    run's pictures) into the figure cache as soon as its runs are in, so that
+    with workers this happens while the longest runs still train, and
+    writing the PDF afterwards only places them."""
+    def when_ready(experiment, page_runs, records):
+        pages.plots_png(Path(cache_dir) / 'figures', 2, 2,
+                        *experiment_plots(experiment, plot_entries(page_runs, records)))
+        if experiment.name == model_pictures.EXPERIMENT:
+            for run in page_runs:
+                if run['value'] == model_pictures.VALUE and records[run['key']]['status'] != runs.DIVERGED:
+                    model_pictures.prepare(records[run['key']], cache_dir)
+    return when_ready
+
+
 def write_single_page(writer, experiment, spec, results, records):
     run = experiment['runs'][0]
     record, summary = records[run['key']], results['runs'][run['key']]['summary']
@@ -702,8 +755,7 @@ def write_single_page(writer, experiment, spec, results, records):
     page.paragraph(f"Training time: {summary['epochs_completed']} epochs of "
                    f"{summary['updates_per_epoch']} updates, {summary['train_seconds']:.2f} CPU s in "
                    f"total, {summary['sec_per_epoch']:.3f} s per epoch (median).", color='0.3')
-    entry = {'label': run['label'], 'record': record, 'summary': summary}
-    page.plots(2, 2, lambda fig, gs: pages.plot_single_run(fig, gs, entry), _plot_content([entry]))
+    page.plots(2, 2, *experiment_plots(spec, plot_entries([run], records)))
     writer.finish_page(page, figure_name=f"{page.number:02d}-{experiment['name']}")
 
 
@@ -736,11 +788,7 @@ def write_comparison_page(writer, experiment, spec, results, records, new_sectio
     width = pages.A4[0] - 2 * pages.MARGIN
     first = max(1.9, need * sum(others) / (width - need))
     page.table(header, rows, col_widths=[first] + others, size=7.5)
-    entries = [{'label': run['label'], 'value': run['value'], 'record': records[run['key']],
-                'summary': results['runs'][run['key']]['summary']} for run in experiment['runs']]
-    page.plots(2, 2, lambda fig, gs: pages.plot_comparison(fig, gs, entries, experiment['vary'],
-                                                           spec.summary_plot),
-               [_plot_content(entries), experiment['vary'], spec.summary_plot])
+    page.plots(2, 2, *experiment_plots(spec, plot_entries(experiment['runs'], records)))
     writer.finish_page(page, figure_name=f"{page.number:02d}-{experiment['name']}")
 
 
@@ -867,7 +915,8 @@ def main(argv=None, experiments=None):
 def _make_report(args, experiments, out_dir, started, clock):
     """main() once it holds the cache folder."""
     plan, records, stats = run_all(experiments, args.quick, args.data_root, args.cache_dir,
-                                   force=args.force, jobs=args.jobs)
+                                   force=args.force, jobs=args.jobs,
+                                   when_ready=draw_ahead(args.cache_dir))
 
     instructor = is_reference() if args.instructor is None else args.instructor
     analysis = None if instructor else read_analysis(

@@ -10,8 +10,17 @@ pickle). The run key covers the cfg, the data and the framework's code, so
 the weights are retrained exactly when the run itself would be. Training is
 seeded, so retraining gives the cached run again; the page checks that the
 test accuracy of the weights equals the run's.
+
+The three pictures and the numbers the page states are cached too (in the
+figure cache, see prepare), so a rerun of the report only places them; the
+report makes them while its other runs still train.
 """
 
+import hashlib
+import json
+from pathlib import Path
+
+import matplotlib
 import numpy as np
 
 import visualize
@@ -55,8 +64,68 @@ def trained_model(record, cache_dir):
 
 
 TITLE = '(b) Momentum against no momentum: What the momentum-0.9 run learned'
+PICTURES = ('templates', 'confusion', 'misclassified')
 HEIGHTS = (2.4, 2.5, 2.0)                       # inches of the three pictures
 PICTURES_HEIGHT = sum(HEIGHTS) + 0.1 * len(HEIGHTS)
+
+# The drawing code: a change to it draws the pictures again.
+DRAWING_CODE = hashlib.sha256(b''.join(
+    Path(module.__file__).read_bytes() for module in (visualize,)) + Path(__file__).read_bytes()
+).hexdigest()[:16]
+
+
+def prepare(record, cache_dir):
+    """The run's three pictures and the numbers the page states, made once.
+
+    Returns (numbers, {picture name: PNG path}). They are kept in
+    cache_dir/figures/ under a hash of the run key, this drawing code and
+    matplotlib's version, so a rerun of the report (or make_report.py while
+    other runs still train) finds them there instead of drawing again.
+    """
+    key = hashlib.sha256(json.dumps([record['key'], DRAWING_CODE, matplotlib.__version__])
+                         .encode()).hexdigest()[:24]
+    folder = Path(cache_dir) / 'figures'
+    numbers_path = folder / f'pictures-{key}.json'
+    files = {name: folder / f'pictures-{key}-{name}.png' for name in PICTURES}
+    if numbers_path.exists() and all(path.exists() for path in files.values()):
+        return json.loads(numbers_path.read_text()), files
+
+    solver, model = trained_model(record, cache_dir)
+    test_set = solver.test_loader.dataset
+    if hasattr(model, 'eval'):
+        model.eval()                       # dropout and batch norm in evaluation mode
+    probabilities = softmax(predict(model, test_set.images))      # (N, C)
+    predicted = probabilities.argmax(axis=1)
+    counts = visualize.confusion_matrix(test_set.labels, predicted, test_set.num_classes)
+    class_acc = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
+    off_diagonal = counts - np.diag(np.diag(counts))
+    true_k, pred_k = np.unravel_index(off_diagonal.argmax(), counts.shape)
+    numbers = {'test_acc': float(np.mean(predicted == test_set.labels)),
+               'record_test_acc': record['test_acc'],
+               'n_test': len(test_set),
+               'mistakes': int(counts.sum() - np.trace(counts)),
+               'hardest_class': int(class_acc.argmin()),
+               'hardest_class_acc': float(class_acc.min()),
+               'easiest_class': int(class_acc.argmax()),
+               'easiest_class_acc': float(class_acc.max()),
+               'top_confusion': [int(true_k), int(pred_k), int(off_diagonal.max())]}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, 'W'):
+        fig = visualize.plot_weight_templates(model.W, files['templates'],
+                                              image_shape=test_set.image_shape)
+    else:
+        fig = visualize.plot_weight_grid(visualize.first_layer_weights(model),
+                                         files['templates'], test_set.image_shape)
+    visualize.plt.close(fig)
+    visualize.plt.close(visualize.plot_confusion_matrix(
+        test_set.labels, predicted, test_set.num_classes, files['confusion'], title='Test split'))
+    visualize.plt.close(visualize.plot_misclassified(
+        test_set.images, test_set.labels, probabilities, files['misclassified'], max_images=16,
+        image_shape=test_set.image_shape))
+    with atomic_write(numbers_path, 'w') as f:       # last: it marks the pictures complete
+        json.dump(numbers, f)
+    return numbers, files
 
 
 def write_page(writer, results, records, cache_dir, title=TITLE, findings=None):
@@ -71,51 +140,17 @@ def write_page(writer, results, records, cache_dir, title=TITLE, findings=None):
         return None
     label, key = found
     record = records[key]
-    solver, model = trained_model(record, cache_dir)
-    test_set = solver.test_loader.dataset
-    if hasattr(model, 'eval'):
-        model.eval()                       # dropout and batch norm in evaluation mode
-    probabilities = softmax(predict(model, test_set.images))      # (N, C)
-    predicted = probabilities.argmax(axis=1)
-    counts = visualize.confusion_matrix(test_set.labels, predicted, test_set.num_classes)
-    class_acc = np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
-    off_diagonal = counts - np.diag(np.diag(counts))
-    true_k, pred_k = np.unravel_index(off_diagonal.argmax(), counts.shape)
-    numbers = {'test_acc': float(np.mean(predicted == test_set.labels)),
-               'record_test_acc': record['test_acc'],
-               'hardest_class': int(class_acc.argmin()),
-               'hardest_class_acc': float(class_acc.min()),
-               'easiest_class': int(class_acc.argmax()),
-               'easiest_class_acc': float(class_acc.max()),
-               'top_confusion': [int(true_k), int(pred_k), int(off_diagonal.max())]}
-
-    figure_dir = writer.figure_dir
-    number = len(writer.pages) + 1
-    files = {name: figure_dir / f'{number:02d}-{name}.png'
-             for name in ('templates', 'confusion', 'misclassified')}
-    figures = []
-    if hasattr(model, 'W'):
-        figures.append(visualize.plot_weight_templates(model.W, files['templates'],
-                                                       image_shape=test_set.image_shape))
-    else:
-        figures.append(visualize.plot_weight_grid(visualize.first_layer_weights(model),
-                                                  files['templates'], test_set.image_shape))
-    figures.append(visualize.plot_confusion_matrix(test_set.labels, predicted,
-                                                   test_set.num_classes, files['confusion'],
-                                                   title='Test split'))
-    figures.append(visualize.plot_misclassified(test_set.images, test_set.labels, probabilities,
-                                                files['misclassified'], max_images=16,
-                                                image_shape=test_set.image_shape))
+    numbers, pictures = prepare(record, cache_dir)
 
     page = writer.new_page(title)
     page.heading(title.split(': ', 1)[-1], size=12)
     page.paragraph(f"The run \"{label}\" of the previous page, after its "
                    f"{len(record['history']['train_loss'])} epochs, on the "
-                   f"{len(test_set):,} test images.", color='0.3')
+                   f"{numbers['n_test']:,} test images.", color='0.3')
     k_true, k_pred, k_count = numbers['top_confusion']
     for text in (
             f"Test accuracy {100 * numbers['test_acc']:.2f}% "
-            f"({int(counts.sum() - np.trace(counts))} mistakes). Hardest class: "
+            f"({numbers['mistakes']} mistakes). Hardest class: "
             f"{numbers['hardest_class']} ({100 * numbers['hardest_class_acc']:.1f}% right); easiest: "
             f"{numbers['easiest_class']} ({100 * numbers['easiest_class_acc']:.1f}%). Most frequent "
             f"mistake: {k_true} taken for {k_pred} ({k_count} images).",
@@ -127,10 +162,14 @@ def write_page(writer, results, records, cache_dir, title=TITLE, findings=None):
                        f"retraining did not reproduce its weights exactly.", color='firebrick')
     if findings is not None:
         findings(page)
-    for fig, name, height in zip(figures, files, HEIGHTS):
-        _place(page, files[name], height)
-        writer.figures.append(f'{figure_dir.name}/{files[name].name}')
-        visualize.plt.close(fig)
+    for name, height in zip(PICTURES, HEIGHTS):
+        figure = writer.figure_dir / f'{page.number:02d}-{name}.png'
+        png = pictures[name].read_bytes()
+        if not (figure.exists() and figure.read_bytes() == png):
+            with atomic_write(figure, 'wb') as f:
+                f.write(png)
+        _place(page, figure, height)
+        writer.figures.append(f'{writer.figure_dir.name}/{figure.name}')
     writer.finish_page(page)
     return numbers
 

@@ -45,6 +45,7 @@ TEXT_SIZE = 9.5             # points
 WRAP = 90                   # columns per line of body text at TEXT_SIZE
 LINE = TEXT_SIZE * 1.45 / 72   # inches per line of body text
 PLOT_HEIGHT = 5.3           # inches of the block of plots of an experiment's page
+PLOTS_WIDTH = A4[0] - 0.1   # inches: a block of plots spans the page
 PLOT_DPI = 200              # pixels per inch of a block of plots
 
 # The drawing code: a change to it draws every block of plots again.
@@ -262,39 +263,54 @@ class Page:
         """A block of nrows x ncols plots, `height` inches tall, the width of
         the page: draw(fig, gridspec) draws them. `content` (JSON-ready: the
         numbers the plots show) names the block in the figure cache, so the
-        same content is drawn once."""
+        same content is drawn once (see plots_png)."""
         self.ensure(height)
-        width = A4[0] - 0.1
-        key = hashlib.sha256(json.dumps(
-            [content, nrows, ncols, gridspec, width, height, PLOT_DPI, DRAWING_CODE,
-             matplotlib.__version__, list(plt.rcParams['font.family'])],
-            sort_keys=True, default=str).encode()).hexdigest()[:24]
-        cache = self.writer.figure_cache
-        path = None if cache is None else Path(cache) / f'plots-{key}.png'
-        if path is not None and path.exists():
-            png = path.read_bytes()
-            self.writer.plots_reused += 1
-        else:
-            fig = plt.figure(figsize=(width, height))
-            gs = fig.add_gridspec(nrows, ncols, left=(MARGIN + 0.2) / width,
-                                  right=1 - (MARGIN - 0.05) / width, top=1 - 0.3 / height,
-                                  bottom=0.5 / height, hspace=gridspec.pop('hspace', 0.45),
-                                  wspace=gridspec.pop('wspace', 0.3), **gridspec)
-            draw(fig, gs)
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format='png', dpi=PLOT_DPI)
-            plt.close(fig)
-            png = buffer.getvalue()
-            if path is not None:
-                with atomic_write(path, 'wb') as f:
-                    f.write(png)
+        png, drawn = plots_png(self.writer.figure_cache, nrows, ncols, draw, content, height,
+                               **gridspec)
+        if drawn:
             self.writer.plots_drawn += 1
-        ax = self.fig.add_axes([0.05 / A4[0], self._fy(self.y - height), width / A4[0],
+        else:
+            self.writer.plots_reused += 1
+        ax = self.fig.add_axes([0.05 / A4[0], self._fy(self.y - height), PLOTS_WIDTH / A4[0],
                                 self._fy(height)])
         ax.imshow(plt.imread(io.BytesIO(png)), aspect='auto', interpolation='none')
         ax.axis('off')
         self.plot_png = png
         self.y -= height
+
+
+def plots_png(figure_cache, nrows, ncols, draw, content, height=PLOT_HEIGHT, **gridspec):
+    """The PNG of a block of nrows x ncols plots, PLOTS_WIDTH x `height`
+    inches: draw(fig, gridspec) draws them. Returns (png bytes, drawn), drawn
+    False when the block was taken from figure_cache (a folder, or None).
+
+    The file in figure_cache is named by a hash of `content` (JSON-ready: the
+    numbers the plots show), the layout, the drawing code, matplotlib and the
+    font, so the same block is drawn once: by a page, or ahead of it while
+    other runs still train (make_report.py).
+    """
+    width = PLOTS_WIDTH
+    key = hashlib.sha256(json.dumps(
+        [content, nrows, ncols, gridspec, width, height, PLOT_DPI, DRAWING_CODE,
+         matplotlib.__version__, list(plt.rcParams['font.family'])],
+        sort_keys=True, default=str).encode()).hexdigest()[:24]
+    path = None if figure_cache is None else Path(figure_cache) / f'plots-{key}.png'
+    if path is not None and path.exists():
+        return path.read_bytes(), False
+    fig = plt.figure(figsize=(width, height))
+    gs = fig.add_gridspec(nrows, ncols, left=(MARGIN + 0.2) / width,
+                          right=1 - (MARGIN - 0.05) / width, top=1 - 0.3 / height,
+                          bottom=0.5 / height, hspace=gridspec.pop('hspace', 0.45),
+                          wspace=gridspec.pop('wspace', 0.3), **gridspec)
+    draw(fig, gs)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=PLOT_DPI)
+    plt.close(fig)
+    png = buffer.getvalue()
+    if path is not None:
+        with atomic_write(path, 'wb') as f:
+            f.write(png)
+    return png, True
 
 
 class ReportWriter:

@@ -207,6 +207,36 @@ def test_runs_in_worker_processes_give_the_numbers_of_one_process(tmp_path):
             runs.load_cached(tmp_path / 'cache1', key)['history']['iter_loss']
 
 
+def test_plots_are_drawn_as_soon_as_their_runs_are_in(tmp_path, monkeypatch):
+    """Each experiment is handed to draw_ahead once, when its last run is in (with
+    workers, while the others still train); writing the PDF then draws no plot again."""
+    data = make_tiny_mnist(tmp_path / 'mnist', n_train=240, n_test=40)
+    ready, drawn = [], []
+    real_draw_ahead, real_plots_png = make_report.draw_ahead, make_report.pages.plots_png
+
+    def recording_draw_ahead(cache_dir):
+        draw = real_draw_ahead(cache_dir)
+
+        def when_ready(experiment, page_runs, records):
+            ready.append((experiment.name, len(records), [run['label'] for run in page_runs]))
+            draw(experiment, page_runs, records)
+        return when_ready
+
+    def recording_plots_png(*args, **kwargs):
+        png, was_drawn = real_plots_png(*args, **kwargs)
+        drawn.append(was_drawn)
+        return png, was_drawn
+    monkeypatch.setattr(make_report, 'draw_ahead', recording_draw_ahead)
+    monkeypatch.setattr(make_report.pages, 'plots_png', recording_plots_png)
+
+    # One process: the runs train in order, the default run (= lr 0.01) first.
+    make_report.main(quick_args(data, tmp_path / 'out', tmp_path / 'cache', '--jobs', '1'),
+                     experiments=small_experiments())
+    assert ready == [('default', 1, ['default']), ('lr', 3, ['learning_rate = 0.001', 'learning_rate = 0.01',
+                                               'learning_rate = 0.1'])]
+    assert drawn == [True, True, False, False]     # ahead, then placed from the figure cache
+
+
 @pytest.mark.skipif(not (REPO_ROOT / 'data' / 'train-images-idx3-ubyte.gz').exists(),
                     reason='the shipped MNIST files are not in data/')
 def test_ctrl_c_stops_the_workers_and_keeps_the_finished_runs(tmp_path):

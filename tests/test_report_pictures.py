@@ -61,6 +61,18 @@ def test_page_of_the_momentum_run_is_drawn_and_its_weights_cached(tmp_path, monk
     _, model = model_pictures.trained_model(record, tmp_path / 'cache')
     assert np.array_equal(model.W, W) and np.array_equal(model.b, b)
 
+    # The pictures and the page's numbers are cached too: a rerun only places them.
+    def no_drawing(*a, **k):
+        raise AssertionError('a cached rerun must not draw the pictures again')
+    monkeypatch.setattr(model_pictures, 'trained_model', no_drawing)
+    monkeypatch.setattr(model_pictures.visualize, 'plot_confusion_matrix', no_drawing)
+    numbers, files = model_pictures.prepare(record, tmp_path / 'cache')
+    assert numbers['test_acc'] == results['runs'][key]['test_acc']
+    assert numbers['n_test'] == 40 and 0 <= numbers['mistakes'] <= 40
+    for name in model_pictures.PICTURES:
+        assert files[name].read_bytes() == (tmp_path / 'out' / next(
+            f for f in pictures if f.endswith(f'-{name}.png'))).read_bytes()
+
 
 def test_no_page_without_a_momentum_run(tmp_path):
     results = {'experiments': [{'name': 'default', 'runs': [{'label': 'default', 'value': None,
