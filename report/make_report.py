@@ -426,8 +426,10 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jo
         log(f'Training {len(to_train)} runs in {workers} worker processes (one BLAS thread each) ...',
             flush=True)
     tasks = [(key, todo[key][2], str(cache_dir), data_fp, code_fp) for key in to_train]
-    # closing(): an error or Ctrl-C in this loop (while drawing ahead) ends the workers at once.
-    with contextlib.closing(_train(tasks, workers)) as finished:
+    # Experiments whose runs are all cached are handed over once the workers have
+    # started, the others as their last run comes in. closing(): an error or
+    # Ctrl-C in this loop (while drawing ahead) ends the workers at once.
+    with contextlib.closing(_train(tasks, workers, on_started=hand_over_ready)) as finished:
         for key, record, error in finished:
             if error is not None and not OTHER_ASSIGNMENT.search(error):
                 raise SystemExit(f'\nmake_report.py: {error}\nThe report trains your code: write the '
@@ -436,8 +438,7 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jo
             how = None if record is None else (
                 f"{len(record['history']['train_loss'])} epochs in {record['wall_seconds']:.1f} s")
             report(key, record, error, how)
-            hand_over_ready()      # after a run is in: the workers are busy by then
-    hand_over_ready()
+            hand_over_ready()
 
     records = {key: found[key] for key in todo if isinstance(found[key], dict)}
     skipped = {todo[key][0]: why for key, why in found.items() if isinstance(why, str)}
@@ -458,15 +459,18 @@ def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jo
     return plan, records, stats
 
 
-def _train(tasks, workers):
+def _train(tasks, workers, on_started=lambda: None):
     """Yield (key, record, error) of each task as it finishes: in this process
     when workers <= 1, else in `workers` processes with one BLAS thread each
     (started fresh, 'spawn', so that the thread setting takes effect before
-    they import NumPy). Ctrl-C stops the workers; finished runs are cached."""
+    they import NumPy). on_started() is called once the workers have their
+    tasks (or before training in this process). Ctrl-C stops the workers;
+    finished runs are cached."""
     main_file = getattr(sys.modules['__main__'], '__file__', None)
     if main_file is not None and not os.path.exists(main_file):
         workers = 1        # a script read from stdin: a 'spawn' worker could not start it again
     if workers <= 1:
+        on_started()
         for task in tasks:
             yield runs.train_in_worker(task)
         return
@@ -481,7 +485,9 @@ def _train(tasks, workers):
             else:
                 os.environ[name] = value
     with pool:                             # leaving the block (Ctrl-C included) ends the workers
-        yield from pool.imap_unordered(runs.train_in_worker, tasks)
+        finished = pool.imap_unordered(runs.train_in_worker, tasks)
+        on_started()                       # this process may work while they train
+        yield from finished
 
 
 def build_results(plan, records, stats, quick, data_root, started, analysis=None,
