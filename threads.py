@@ -31,6 +31,15 @@ DEFAULT_THREADS = '1'
 _numpy_was_imported_first = None
 
 
+def usable_cores():
+    """The number of cores this process may run on (its CPU affinity where
+    the OS has one): the default number of worker processes."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                 # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def thread_environment(environ=None):
     """A copy of `environ` (default os.environ) with the policy applied:
     every THREAD_VARIABLES entry that is not set becomes DEFAULT_THREADS."""

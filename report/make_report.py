@@ -62,7 +62,7 @@ for folder in (REPO_ROOT, HERE):          # the framework's modules, and ours
 # One BLAS thread unless you set OPENBLAS_NUM_THREADS yourself (threads.py,
 # README "Speed"): applied here, before anything imports NumPy, so that the
 # timings in the report do not depend on how the script was started.
-from threads import THREAD_VARIABLES, apply_thread_policy, describe_threads  # noqa: E402
+from threads import THREAD_VARIABLES, apply_thread_policy, describe_threads, usable_cores  # noqa: E402
 
 apply_thread_policy(quiet=__name__ != '__main__')
 
@@ -349,14 +349,6 @@ def estimated_cost(cfg):
     start the longest runs first when they are shared out among workers."""
     work = 30.0 if cfg.get('model') == 'cnn' else 1.0 + sum(cfg.get('hidden_sizes') or []) / 64
     return cfg['max_epoch'] * work * (1.0 + 20.0 / cfg['batch_size'])
-
-
-def default_jobs():
-    """The number of cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:                 # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def run_all(experiments, quick, data_root, cache_dir, force=False, log=print, jobs=1,
@@ -858,7 +850,7 @@ def parse_args(argv):
     parser.add_argument('--assignment', choices=list(ASSIGNMENT_TITLES), default=handout_assignment(),
                         help="the assignment whose report to make (default: this handout's, "
                              "or 'all' in the reference repository: %(default)s)")
-    parser.add_argument('--jobs', type=int, default=default_jobs(), metavar='N',
+    parser.add_argument('--jobs', type=int, default=usable_cores(), metavar='N',
                         help='train up to N runs at once, in worker processes with one BLAS thread '
                              'each (default: the number of cores, %(default)s; 1: one after another '
                              'in this process). The numbers do not depend on N.')

@@ -78,7 +78,7 @@ for folder in (TOOLS.parent, TOOLS):   # the reference's modules, and tools/ (ch
 
 # One BLAS thread unless the caller says otherwise (threads.py, standard library only), applied
 # before NumPy is imported. Submissions are graded in parallel with --jobs instead.
-from threads import apply_thread_policy  # noqa: E402
+from threads import apply_thread_policy, usable_cores  # noqa: E402
 
 apply_thread_policy(quiet=True)
 
@@ -133,13 +133,6 @@ def peak_memory_mb():
     """Peak resident memory (MB) of this process (ru_maxrss: KB on Linux, bytes on macOS)."""
     value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return value / 2 ** 20 if sys.platform == 'darwin' else value / 2 ** 10
-
-
-def available_cores():
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def safe_name(name):
@@ -946,7 +939,7 @@ def grade_class(root, submissions_dir, out_csv, assignment, feedback_dir=None, j
     if not submissions:
         raise SystemExit(f"no submission folders or archives found in {submissions_dir}"
                          + (f" for shard {shard[0]}/{shard[1]}" if shard else ''))
-    jobs = jobs or available_cores()
+    jobs = jobs or usable_cores()
     out_csv = Path(out_csv)
     feedback_dir = Path(feedback_dir) if feedback_dir else out_csv.with_name(out_csv.stem + '-feedback')
     started = time.monotonic()
