@@ -119,17 +119,23 @@ def build_network(inputs, modules, activations=('ReLULayer', 'SigmoidLayer')):
     return modules.layers.Network(layers), [layer for layer in layers if hasattr(layer, 'W')]
 
 
-def network_child(inputs, modules):
+def network_gradients(network, fcs, criterion, x, targets):
+    """The criterion's loss on network(x) and the gradients of the FC layers
+    `fcs` after one backward pass (a helper of the children)."""
     import numpy as np
-    network, fcs = build_network(inputs, modules)  # noqa: F821  (a helper of the check)
-    criterion = modules.loss.SoftmaxCrossEntropyLossLayer()
-    loss = criterion.forward(network.forward(inputs['x']), inputs['labels'])
+    loss = criterion.forward(network.forward(x), targets)
     network.backward(criterion.backward())
     out = {'loss': float(loss)}
     for i, fc in enumerate(fcs):
         out[f'grad_W of FC layer {i + 1}'] = np.asarray(fc.grad_W, dtype=np.float64)
         out[f'grad_b of FC layer {i + 1}'] = np.asarray(fc.grad_b, dtype=np.float64)
     return out
+
+
+def network_child(inputs, modules):
+    network, fcs = build_network(inputs, modules)  # noqa: F821  (helpers of the check)
+    return network_gradients(network, fcs, modules.loss.SoftmaxCrossEntropyLossLayer(),  # noqa: F821
+                             inputs['x'], inputs['labels'])
 
 
 def decay_child(inputs, modules):
@@ -288,7 +294,8 @@ def checks(root):
         Check('criteria', "SoftmaxCrossEntropyLossLayer and EuclideanLossLayer: loss, acc, backward",
               layer_inputs, criteria_child, compare_all(rtol=1e-8, atol=1e-12)),
         Check('network_gradients', "a 3-layer network's gradients (FC-ReLU-FC-Sigmoid-FC, softmax cross-entropy)",
-              network_inputs, network_child, compare_all(rtol=1e-7, atol=1e-12), helpers=[build_network]),
+              network_inputs, network_child, compare_all(rtol=1e-7, atol=1e-12),
+              helpers=[build_network, network_gradients]),
         Check('weight_decay', "SGD with momentum and weight decay over 4 steps on a network, in place",
               decay_inputs, decay_child, compare_decay, helpers=[build_network]),
         Check('vectorised', "no Python loop over the samples in the layers and criteria, nor over the rows of W "

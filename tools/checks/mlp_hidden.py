@@ -24,17 +24,11 @@ def one_sample_child(inputs, modules):
 def deeper_network_child(inputs, modules):
     """FC-Sigmoid-FC-ReLU-FC-ReLU-FC with the Euclidean criterion on one-hot targets."""
     import numpy as np
-    network, fcs = build_network(inputs, modules,  # noqa: F821  (a helper of the check)
+    network, fcs = build_network(inputs, modules,  # noqa: F821  (helpers of the check)
                                  activations=('SigmoidLayer', 'ReLULayer', 'ReLULayer'))
-    criterion = modules.loss.EuclideanLossLayer()
     targets = np.eye(inputs['W3'].shape[1])[inputs['labels']]
-    loss = criterion.forward(network.forward(inputs['x']), targets)
-    network.backward(criterion.backward())
-    out = {'loss': float(loss)}
-    for i, fc in enumerate(fcs):
-        out[f'grad_W of FC layer {i + 1}'] = np.asarray(fc.grad_W, dtype=np.float64)
-        out[f'grad_b of FC layer {i + 1}'] = np.asarray(fc.grad_b, dtype=np.float64)
-    return out
+    return network_gradients(network, fcs, modules.loss.EuclideanLossLayer(),  # noqa: F821
+                             inputs['x'], targets)
 
 
 def decay_without_momentum_inputs(rng):
@@ -48,7 +42,8 @@ def checks(root):
         Check('hidden_deeper_network', "a 4-layer network (Sigmoid, ReLU, ReLU) with the Euclidean criterion: "
                                        "loss and gradients",
               lambda rng: mlp.network_inputs(rng, sizes=(9, 8, 7, 6, 4)), deeper_network_child,
-              compare_all(rtol=1e-7, atol=1e-12), hidden=True, helpers=[mlp.build_network]),
+              compare_all(rtol=1e-7, atol=1e-12), hidden=True,
+              helpers=[mlp.build_network, mlp.network_gradients]),
         Check('hidden_one_sample_batch', "FCLayer, ReLULayer and SigmoidLayer on a batch of one sample",
               one_sample_inputs, one_sample_child, compare_all(rtol=1e-8, atol=1e-12), hidden=True,
               helpers=[mlp.fc_child, mlp.activations_child]),
