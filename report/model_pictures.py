@@ -30,7 +30,7 @@ from loss import softmax
 from solver import Solver
 
 import runs
-from pages import A4, MARGIN
+from pages import A4, MARGIN, code_hash
 
 EXPERIMENT, VALUE = 'momentum', 0.9        # the run shown: SGD with momentum 0.9
 
@@ -69,9 +69,7 @@ HEIGHTS = (2.4, 2.5, 2.0)                       # inches of the three pictures
 PICTURES_HEIGHT = sum(HEIGHTS) + 0.1 * len(HEIGHTS)
 
 # The drawing code: a change to it draws the pictures again.
-DRAWING_CODE = hashlib.sha256(b''.join(
-    Path(module.__file__).read_bytes() for module in (visualize,)) + Path(__file__).read_bytes()
-).hexdigest()[:16]
+DRAWING_CODE = code_hash(visualize.__file__, __file__)
 
 
 def prepare(record, cache_dir):

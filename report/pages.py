@@ -48,10 +48,15 @@ PLOT_HEIGHT = 5.3           # inches of the block of plots of an experiment's pa
 PLOTS_WIDTH = A4[0] - 0.1   # inches: a block of plots spans the page
 PLOT_DPI = 200              # pixels per inch of a block of plots
 
+
+def code_hash(*paths):
+    """16 hex digits of a hash of these source files: a figure cache key part
+    that changes when the code that draws the figure does."""
+    return hashlib.sha256(b''.join(Path(path).read_bytes() for path in paths)).hexdigest()[:16]
+
+
 # The drawing code: a change to it draws every block of plots again.
-DRAWING_CODE = hashlib.sha256(b''.join(
-    Path(module.__file__).read_bytes() for module in (visualize,)) + Path(__file__).read_bytes()
-).hexdigest()[:16]
+DRAWING_CODE = code_hash(visualize.__file__, __file__)
 
 
 # ---------------------------------------------------------------------------
