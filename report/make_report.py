@@ -69,6 +69,7 @@ apply_thread_policy(quiet=__name__ != '__main__')
 import model_pictures  # noqa: E402  (needs the path and the thread policy set above)
 import observations  # noqa: E402
 import pages  # noqa: E402
+import plots  # noqa: E402
 import runs  # noqa: E402
 from fileio import atomic_write, remove_stale_temporaries  # noqa: E402
 
@@ -711,8 +712,8 @@ def experiment_plots(spec, entries):
     for pages.Page.plots and pages.plots_png: one run's curves, or the runs
     compared (the fourth panel as spec.summary_plot says)."""
     if spec.vary is None:
-        return (lambda fig, gs: pages.plot_single_run(fig, gs, entries[0])), _plot_content(entries[:1])
-    return ((lambda fig, gs: pages.plot_comparison(fig, gs, entries, spec.vary, spec.summary_plot)),
+        return (lambda fig, gs: plots.plot_single_run(fig, gs, entries[0])), _plot_content(entries[:1])
+    return ((lambda fig, gs: plots.plot_comparison(fig, gs, entries, spec.vary, spec.summary_plot)),
             [_plot_content(entries), spec.vary, spec.summary_plot])
 
 

@@ -31,13 +31,12 @@ import matplotlib
 matplotlib.use('Agg')      # files only: the report never opens a window
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 import visualize  # noqa: E402
 from fileio import atomic_write  # noqa: E402
-from visualize import moving_average, plot_training_loss, save_figure  # noqa: E402
+from visualize import save_figure  # noqa: E402
 
 A4 = (8.27, 11.69)          # inches, portrait
 MARGIN = 0.6                # inches on every side
@@ -55,8 +54,8 @@ def code_hash(*paths):
     return hashlib.sha256(b''.join(Path(path).read_bytes() for path in paths)).hexdigest()[:16]
 
 
-# The drawing code: a change to it draws every block of plots again.
-DRAWING_CODE = code_hash(visualize.__file__, __file__)
+# The drawing code (plots.py draws the blocks): a change to it draws every block of plots again.
+DRAWING_CODE = code_hash(visualize.__file__, __file__, Path(__file__).with_name('plots.py'))
 
 
 # ---------------------------------------------------------------------------
@@ -302,11 +301,7 @@ def plots_png(figure_cache, nrows, ncols, draw, content, height=PLOT_HEIGHT, **g
     path = None if figure_cache is None else Path(figure_cache) / f'plots-{key}.png'
     if path is not None and path.exists():
         return path.read_bytes(), False
-    fig = plt.figure(figsize=(width, height))
-    gs = fig.add_gridspec(nrows, ncols, left=(MARGIN + 0.2) / width,
-                          right=1 - (MARGIN - 0.05) / width, top=1 - 0.3 / height,
-                          bottom=0.5 / height, hspace=gridspec.pop('hspace', 0.45),
-                          wspace=gridspec.pop('wspace', 0.3), **gridspec)
+    fig, gs = block_figure(nrows, ncols, height, **gridspec)
     draw(fig, gs)
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=PLOT_DPI)
@@ -316,6 +311,17 @@ def plots_png(figure_cache, nrows, ncols, draw, content, height=PLOT_HEIGHT, **g
         with atomic_write(path, 'wb') as f:
             f.write(png)
     return png, True
+
+
+def block_figure(nrows, ncols, height=PLOT_HEIGHT, **gridspec):
+    """(figure, GridSpec) of a block of nrows x ncols plots, PLOTS_WIDTH x height inches."""
+    width = PLOTS_WIDTH
+    fig = plt.figure(figsize=(width, height))
+    gs = fig.add_gridspec(nrows, ncols, left=(MARGIN + 0.2) / width,
+                          right=1 - (MARGIN - 0.05) / width, top=1 - 0.3 / height,
+                          bottom=0.5 / height, hspace=gridspec.pop('hspace', 0.45),
+                          wspace=gridspec.pop('wspace', 0.3), **gridspec)
+    return fig, gs
 
 
 class ReportWriter:
@@ -381,200 +387,3 @@ class ReportWriter:
 
     def close(self):
         self.pdf.close()
-
-
-# ---------------------------------------------------------------------------
-# Plots
-# ---------------------------------------------------------------------------
-
-def smoothing_window(num_points):
-    """Moving-average window for a per-batch curve: about 1% of its points, at least 5."""
-    return max(5, num_points // 100)
-
-
-def _use_log_scale(values):
-    values = [v for v in values if v is not None and np.isfinite(v) and v > 0]
-    return len(values) >= 2 and max(values) / min(values) > 50
-
-
-def _legend_label(entry):
-    return entry['label'] + (' (diverged)' if entry['summary']['status'] == 'diverged' else '')
-
-
-def plot_epoch_curves(ax, entries, key, ylabel, title, percent=False):
-    """One line per run of history[key] against the epoch; x marks where a run diverged."""
-    all_values = []
-    for entry in entries:
-        values = np.asarray(entry['record']['history'][key], dtype=float)
-        if percent:
-            values = 100 * values
-        epochs = np.arange(1, len(values) + 1)
-        line, = ax.plot(epochs, values, '-o', markersize=3, label=_legend_label(entry))
-        if entry['summary']['status'] == 'diverged' and len(values):
-            ax.plot(epochs[-1], values[-1], 'x', color=line.get_color(), markersize=9)
-        all_values += list(values)
-    if not percent and _use_log_scale(all_values):
-        ax.set_yscale('log')
-    ax.set_xlabel('Epoch')
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=7)
-
-
-# A run with more per-batch losses than this (batch 10: 5500 per epoch, 55000 in all) is
-# drawn as its moving average only: its raw curve, noisy and dense, would
-# cover the whole panel and hide the other runs.
-MAX_RAW_POINTS = 6000
-
-
-def plot_batch_losses(ax, entries):
-    """Per-batch training loss of several runs against the epoch: raw (faint,
-    for runs of at most MAX_RAW_POINTS batches) and moving average (notes §4.4,
-    step 6). The x axis is in epochs, so runs with different batch sizes
-    (different numbers of updates per epoch) line up."""
-    all_values = []
-    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    for index, entry in enumerate(entries):
-        losses = np.asarray(entry['record']['history']['iter_loss'], dtype=float)
-        if not len(losses):
-            continue
-        x = np.arange(1, len(losses) + 1) / entry['summary']['updates_per_epoch']
-        window = smoothing_window(len(losses))
-        color = colors[index % len(colors)]       # the same colour as in the other panels
-        raw = len(losses) <= MAX_RAW_POINTS
-        if raw:
-            # Drawn as an image inside the PDF (rasterized) to keep the file
-            # small; the moving average stays a vector line.
-            ax.plot(x, losses, color=color, alpha=0.15, linewidth=0.6, rasterized=True)
-        smooth = moving_average(losses, window)
-        line, = ax.plot(x[len(x) - len(smooth):], smooth, color=color, linewidth=1.3,
-                        label=f"{_legend_label(entry)} (avg of {window}"
-                              + ('' if raw else '; raw not drawn') + ')')
-        if entry['summary']['status'] == 'diverged':      # the last finite loss before NaN
-            ax.plot(x[-1], losses[-1], 'x', color=line.get_color(), markersize=9)
-        all_values += list(losses)
-    if _use_log_scale(all_values):
-        ax.set_yscale('log')
-    ax.set_xlabel('Epoch (per-batch points)')
-    ax.set_ylabel('Training loss')
-    ax.set_title('Training loss per batch: raw (faint) and moving average', fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-
-
-def plot_accuracy_vs_value(ax, entries, vary):
-    """Final validation and test accuracy against the swept value.
-
-    The x axis is logarithmic for values spread over more than a factor 20,
-    linear otherwise; when two values would still sit too close for their
-    labels (momentum 0.9 and 0.99 on a linear axis from 0), the values are
-    placed evenly, in order, and the axis label says so."""
-    values = [e['value'] for e in entries]
-    log_scale = min(values) > 0 and max(values) / min(values) >= 20
-    evenly = _ticks_crowded(values, log_scale)
-    order = sorted(set(values))
-    position = (lambda v: order.index(v)) if evenly else (lambda v: v)
-
-    finished = [e for e in entries if e['summary']['final_val_acc'] is not None
-                and e['summary']['status'] != 'diverged']
-    xs = [position(e['value']) for e in finished]
-    ax.plot(xs, [100 * e['summary']['final_val_acc'] for e in finished], '-o',
-            label='validation (last epoch)')
-    ax.plot(xs, [100 * e['summary']['test_acc'] for e in finished], '-s', label='test')
-    for e in finished:
-        if e['summary']['status'] == 'unstable':
-            ax.annotate('unstable', (position(e['value']), 100 * e['summary']['final_val_acc']),
-                        textcoords='offset points', xytext=(0, 6), ha='center', fontsize=7)
-    diverged = [e for e in entries if e['summary']['status'] == 'diverged']
-    if diverged:
-        low = ax.get_ylim()[0]
-        ax.plot([position(e['value']) for e in diverged], [low] * len(diverged), 'rx',
-                markersize=9, label='diverged')
-    if log_scale and not evenly:
-        ax.set_xscale('log')
-    ax.set_xticks([position(v) for v in values])
-    ax.set_xticklabels([f'{v:g}' for v in values], fontsize=7)
-    ax.minorticks_off()
-    ax.set_xlabel(f'{vary} (evenly spaced, not to scale)' if evenly else vary)
-    ax.set_ylabel('Accuracy (%)')
-    ax.set_title(f'Final accuracy against {vary}', fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-
-
-def _ticks_crowded(values, log_scale, min_gap=0.12):
-    """True when two neighbouring values are closer than min_gap of the
-    axis width (on a log axis if log_scale)."""
-    positions = np.log(np.asarray(values, dtype=float)) if log_scale \
-        else np.asarray(values, dtype=float)
-    positions = np.unique(positions)
-    if len(positions) < 2:
-        return False
-    positions = (positions - positions[0]) / (positions[-1] - positions[0])
-    return bool(np.min(np.diff(positions)) < min_gap)
-
-
-def plot_timing(ax, entries):
-    """Bars: median seconds per epoch, and seconds of training to reach the target."""
-    labels = [e['label'] for e in entries]
-    per_epoch = [e['summary']['sec_per_epoch'] or 0 for e in entries]
-    to_target = [e['summary']['seconds_to_target'] for e in entries]
-    x = np.arange(len(entries))
-    ax.bar(x - 0.2, per_epoch, width=0.4, label='one epoch (median, CPU time)')
-    ax.bar(x + 0.2, [t or 0 for t in to_target], width=0.4,
-           label=f"to reach {100 * entries[0]['summary']['val_target']:g}% validation accuracy")
-    for xi, t in zip(x, to_target):
-        if t is None:
-            ax.text(xi + 0.2, 0, 'never', ha='center', va='bottom', fontsize=7, rotation=90)
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_ylabel('Training time (CPU s)')
-    ax.set_title('Training time (CPU seconds of the run)', fontsize=10)
-    ax.grid(alpha=0.3, axis='y')
-    ax.legend(fontsize=7)
-
-
-def plot_single_run(fig, gs, entry):
-    """(a): loss and accuracy per epoch (training and validation), and the
-    per-batch training loss with its moving average, on the 2 x 2 grid gs of fig."""
-    history = entry['record']['history']
-    epochs = np.arange(1, len(history['train_loss']) + 1)
-    ax_loss = fig.add_subplot(gs[0, 0])
-    ax_acc = fig.add_subplot(gs[0, 1])
-    for ax, key, name in ((ax_loss, 'loss', 'Loss'), (ax_acc, 'acc', 'Accuracy (%)')):
-        scale = 100 if key == 'acc' else 1
-        ax.plot(epochs, scale * np.asarray(history['train_' + key]), '-o', markersize=3,
-                label='training (mean over the epoch)')
-        ax.plot(epochs, scale * np.asarray(history['val_' + key]), '-s', markersize=3,
-                label='validation (end of the epoch)')
-        ax.set_xlabel('Epoch')
-        ax.set_ylabel(name)
-        ax.set_title(f"{name.split(' ')[0]} per epoch", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize=7)
-    ax_batch = fig.add_subplot(gs[1, :])
-    losses = history['iter_loss']
-    plot_training_loss(losses, window=smoothing_window(len(losses)), ax=ax_batch,
-                       label='training loss')
-    ax_batch.set_title('Training loss per batch: raw and moving average (notes §4.4, step 6)',
-                       fontsize=10)
-    ax_batch.legend(fontsize=7)
-
-
-def plot_comparison(fig, gs, entries, vary, summary_plot):
-    """(b), (c): four panels comparing the runs of one experiment, on the 2 x 2 grid gs of fig."""
-    plot_epoch_curves(fig.add_subplot(gs[0, 0]), entries, 'val_acc', 'Accuracy (%)',
-                      'Validation accuracy per epoch', percent=True)
-    plot_epoch_curves(fig.add_subplot(gs[0, 1]), entries, 'train_loss', 'Loss',
-                      'Training loss (mean over each epoch)')
-    plot_batch_losses(fig.add_subplot(gs[1, 0]), entries)
-    ax = fig.add_subplot(gs[1, 1])
-    numeric = all(isinstance(e['value'], (int, float)) and not isinstance(e['value'], bool)
-                  for e in entries)
-    if summary_plot == 'accuracy' and numeric and len(entries) >= 2:
-        plot_accuracy_vs_value(ax, entries, vary)
-    else:
-        plot_timing(ax, entries)

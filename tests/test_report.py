@@ -586,13 +586,13 @@ def test_dense_per_batch_curve_does_not_cover_the_panel():
     rng = np.random.default_rng(0)
     fig, ax = plt.subplots()
     # batch 10: 5500 noisy losses per epoch; batch 100: 550.
-    make_report.pages.plot_batch_losses(ax, [
+    make_report.plots.plot_batch_losses(ax, [
         _entry('batch = 10', 10, list(2 * rng.random(55000)), 5500),
         _entry('batch = 100', 100, list(rng.random(5500)), 550)])
     raw_sizes = sorted(len(line.get_xdata()) for line in ax.lines if line.get_alpha())
     plt.close(fig)
-    assert raw_sizes == [5500] or all(n <= make_report.pages.MAX_RAW_POINTS for n in raw_sizes)
-    assert all(n <= max(make_report.pages.MAX_RAW_POINTS, 5500) for n in raw_sizes)
+    assert raw_sizes == [5500] or all(n <= make_report.plots.MAX_RAW_POINTS for n in raw_sizes)
+    assert all(n <= max(make_report.plots.MAX_RAW_POINTS, 5500) for n in raw_sizes)
     assert 55000 not in raw_sizes, 'the raw curve of batch 10 must not be drawn'
 
 
@@ -604,7 +604,7 @@ def test_momentum_sweep_tick_labels_do_not_collide():
     entries = [{'label': f'momentum = {m}', 'value': m,
                 'summary': {'status': 'ok', 'final_val_acc': 0.9, 'test_acc': 0.9}}
                for m in (0.0, 0.5, 0.9, 0.99)]
-    make_report.pages.plot_accuracy_vs_value(ax, entries, 'momentum')
+    make_report.plots.plot_accuracy_vs_value(ax, entries, 'momentum')
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     pad = 3 * fig.dpi / 72                          # at least 3 points of space between labels
@@ -614,6 +614,97 @@ def test_momentum_sweep_tick_labels_do_not_collide():
     for i, first in enumerate(boxes):
         for second in boxes[i + 1:]:
             assert not first.overlaps(second), 'two tick labels (almost) touch'
+
+
+def what_legends_cover(fig):
+    """What a legend of fig covers: points of a line (its vertices and 20 points
+    on each segment), bars, texts; for a legend above the panels, a panel with
+    its title and labels. Each as a short description; [] when nothing."""
+    from matplotlib.transforms import Bbox
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent(renderer)
+        for line in ax.get_lines():
+            xy = line.get_xydata()
+            if len(xy) > 1:
+                steps = np.linspace(0, 1, 21)[:, None, None]
+                xy = (xy[:-1] + steps * (xy[1:] - xy[:-1])).reshape(-1, 2)
+            points = line.get_transform().transform(xy)
+            inside = ((points[:, 0] > box.x0) & (points[:, 0] < box.x1)
+                      & (points[:, 1] > box.y0) & (points[:, 1] < box.y1))
+            if inside.any():
+                found.append(f"{ax.get_title()!r}: the legend covers line {line.get_label()!r}")
+        for patch in ax.patches:
+            if patch.get_height() > 0 and box.overlaps(patch.get_window_extent(renderer)):
+                found.append(f"{ax.get_title()!r}: the legend covers a bar")
+        for text in ax.texts:
+            if box.overlaps(text.get_window_extent(renderer)):
+                found.append(f"{ax.get_title()!r}: the legend covers the text {text.get_text()!r}")
+    for legend in fig.legends:
+        box = legend.get_window_extent(renderer)
+        boxes = [(f'panel {ax.get_title()!r}', ax.get_tightbbox(renderer)) for ax in fig.axes]
+        boxes += [(f'caption {text.get_text()!r}', text.get_window_extent(renderer)) for text in fig.texts]
+        found += [f'the legend above the panels covers the {what}' for what, other in boxes
+                  if box.overlaps(other)]
+        found += [f'the legend above the panels leaves the figure' for _ in [0]
+                  if not Bbox.from_extents(0, 0, fig.bbox.width, fig.bbox.height).contains(box.x0, box.y0)
+                  or box.y1 > fig.bbox.height or box.x1 > fig.bbox.width]
+    return found
+
+
+def _run_entry(label, value, epochs=10, batches=550, rng=None, **summary):
+    """A run for the plots whose curves sweep the whole panel (up and down
+    each epoch), so that a legend anywhere inside a panel would cover them."""
+    zigzag = np.resize([0.86, 0.94], epochs) + 0.005 * value
+    losses = np.resize([1.2, 0.3], epochs) + 0.01 * value
+    history = {'val_acc': list(zigzag), 'train_acc': list(zigzag[::-1]), 'train_loss': list(losses),
+               'val_loss': list(losses[::-1]), 'iter_loss': list(0.05 + 2 * rng.random(epochs * batches))}
+    return {'label': label, 'value': value, 'record': {'history': history},
+            'summary': dict({'status': 'ok', 'updates_per_epoch': batches, 'final_val_acc': zigzag[-1],
+                             'test_acc': zigzag[-1] - 0.01, 'sec_per_epoch': 1.0 + value,
+                             'seconds_to_target': 2.0, 'val_target': 0.9}, **summary)}
+
+
+@pytest.mark.parametrize('summary_plot, runs', [('accuracy', 5), ('accuracy', 2), ('timing', 2), ('timing', 3)])
+def test_no_legend_covers_a_curve_of_an_experiments_plots(summary_plot, runs):
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(0)
+    entries = [_run_entry(f'lr = {10.0 ** (i - 3):g}', 10.0 ** (i - 3), rng=rng,
+                          status='unstable' if i == runs - 1 else 'ok') for i in range(runs)]
+    entries[0]['summary']['seconds_to_target'] = None          # 'never' under its bar
+    entries[-1]['summary']['sec_per_epoch'] = 9.0              # the tallest bar on the right
+    fig, gs = make_report.pages.block_figure(2, 2)
+    make_report.plots.plot_comparison(fig, gs, entries, 'learning_rate', summary_plot)
+    covered = what_legends_cover(fig)
+    legends = len(fig.legends) + sum(ax.get_legend() is not None for ax in fig.axes)
+    plt.close(fig)
+    assert legends == 2, 'the runs above the panels, and the fourth panel\'s own legend'
+    assert covered == []
+
+
+def test_no_legend_covers_a_curve_of_a_single_run():
+    import matplotlib.pyplot as plt
+    fig, gs = make_report.pages.block_figure(2, 2)
+    make_report.plots.plot_single_run(fig, gs, _run_entry('default', 0.1, rng=np.random.default_rng(1)))
+    covered = what_legends_cover(fig)
+    plt.close(fig)
+    assert covered == []
+
+
+def test_the_legend_check_sees_a_covered_curve():
+    """The checker of the two tests above finds what a default legend covers."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(10), np.resize([0.0, 1.0], 10), label='zigzag')
+    ax.legend(loc='upper left')
+    covered = what_legends_cover(fig)
+    plt.close(fig)
+    assert covered == ["'': the legend covers line 'zigzag'"]
 
 
 # ---------------------------------------------------------------------------
