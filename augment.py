@@ -25,11 +25,11 @@ that value. (With 'standardize' the background differs slightly from pixel
 to pixel; the per-image minimum is then an approximation.)
 
 Cost. Shift, rotation and zoom together are one bilinear warp: four gathers
-over the batch's N * H * W pixels, about 1.8 ms for a batch of 100 MNIST
+over the batch's N * H * W pixels, about 1 ms for a batch of 100 MNIST
 images on one core; whole-pixel shifts alone are a pad and a crop, one
-gather, about 0.6 ms. Against a training step (report/training_techniques.md,
-measured alternately with it) that is 9% (shifts: 3%) for the 784-1024-1024-10
-MLP of the 98.6% target, about one step of a 784-256-10 MLP, and five steps
+gather, about 0.4 ms. Against a training step (report/training_techniques.md,
+measured alternately with it) that is 21% (shifts: 8%) for the 784-512-512-10
+MLP of the 98.6% target, about one step of a 784-256-10 MLP, and six steps
 of the homework model, whose step is one small matrix product.
 
 Horizontal flip is available but OFF by default for digits: a mirrored
