@@ -204,6 +204,10 @@ def make_class(folder, handout_loss):
                     "loss = 0.0\n        for n in range(len(labels)):\n"
                     "            loss -= float(log_prob[n, labels[n]]) / len(labels)")
     write_folder('loop_based', {'loss.py': looped, 'optimizer.py': OPTIMIZER})
+    # the usual stable softmax, then log(prob): -inf where a probability underflows to 0
+    log_of_prob = edited(LOSS, "log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+                         "log_prob = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))")
+    write_folder('log_of_prob', {'loss.py': log_of_prob, 'optimizer.py': OPTIMIZER})
     write_folder('crashing', {'loss.py': at('gradient', 'import os\nos._exit(3)\n'), 'optimizer.py': OPTIMIZER})
     write_folder('hanging', {'loss.py': at('forward', '''
         import os, signal, time
@@ -312,8 +316,8 @@ def score(row):
 
 
 FULL = sum(POINTS.values())
-NAMES = {'correct', 'original_framework', 'wrong_gradient', 'loop_based', 'crashing', 'hanging', 'missing_file',
-         'noisy', 'with_venv', 'traversal', 'forge_results_files', 'forge_patched_writer', 'exit_at_import',
+NAMES = {'correct', 'original_framework', 'wrong_gradient', 'loop_based', 'log_of_prob', 'crashing', 'hanging',
+         'missing_file', 'noisy', 'with_venv', 'traversal', 'forge_results_files', 'forge_patched_writer', 'exit_at_import',
          'delegating', 'leaking', 'escaped_child', 'memory_hog', 'zip_in_folder', '张三', '李四', 'a b', 'a_b', "'=2+3",
          "'@SUM(A1)", 'tarred', 'linked'}
 
@@ -362,6 +366,14 @@ def test_loop_based_loses_only_the_vectorisation_point(graded):
     assert score(row)[0] == FULL - POINTS['vectorised_forward'], text
     assert row['vectorised_forward'] == '0'
     assert 'SoftmaxCrossEntropyLoss.forward is not vectorised' in text and 'loss.py line' in text
+
+
+@pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests
+def test_log_of_an_underflowed_probability_loses_the_extreme_logits_point_and_is_told_why(graded):
+    row, text = graded['rows']['log_of_prob'], graded['feedback']['log_of_prob']
+    assert score(row)[0] == FULL - POINTS['extreme_logits'], text
+    assert 'FloatingPointError: divide by zero encountered in log' in text and '(raised in loss.py, line' in text
+    assert 'a probability underflowed to 0: use a log-softmax' in text
 
 
 @pytest.mark.slow   # grading the crafted class takes half a minute: CI runs it with the slow tests

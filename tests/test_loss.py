@@ -90,8 +90,10 @@ def test_extreme_logits_give_finite_loss_and_gradients():
     model.W *= 1e5
     Input = np.random.default_rng(3).normal(size=(4, 6))
     with no_float_errors("SoftmaxCrossEntropyLoss with logits around 1e5",
-                         "exp() of a large logit overflows to inf and inf / inf is NaN. Subtract each row's "
-                         "maximum from the logits before exp(): the softmax does not change."):
+                         "Where exp() overflows (inf / inf is NaN), subtract each row's maximum from the "
+                         "logits before exp(): the softmax does not change. Where log() divides by zero, "
+                         "a probability underflowed to 0: take the log of the softmax as "
+                         "shifted - log(sum(exp(shifted))), or log(prob + EPS) as the original homework does."):
         loss, acc = model.forward(Input, np.array([0, 1, 2, 3]))
         model.gradient_computing()
     # Every sample is wrong by a huge margin. A log-softmax gives a loss in the millions;

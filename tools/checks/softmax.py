@@ -99,9 +99,15 @@ def extreme_child(inputs, modules):
     W, b, x, labels = inputs['W0'] * 1e5, inputs['b0'], inputs['x0'], inputs['labels0']
     model = modules.loss.SoftmaxCrossEntropyLoss(W.shape[0], W.shape[1])
     model.W, model.b = W.copy(), b.copy()
-    with np.errstate(over='raise', invalid='raise', divide='raise'):
-        loss, acc = model.forward(x, labels)
-        model.gradient_computing()
+    try:
+        with np.errstate(over='raise', invalid='raise', divide='raise'):
+            loss, acc = model.forward(x, labels)
+            model.gradient_computing()
+    except FloatingPointError as error:      # say how to avoid it; the traceback still names the line
+        error.args = (f"{error}. Where exp() overflows, subtract each row's maximum first (notes §1.3); "
+                      "where log() divides by zero, a probability underflowed to 0: use a log-softmax, "
+                      "shifted - log(sum(exp(shifted))), or log(prob + EPS)",)
+        raise
     return {'loss': float(loss), 'accuracy': float(acc),
             'grad_W': np.asarray(model.grad_W, dtype=np.float64),
             'grad_b': np.asarray(model.grad_b, dtype=np.float64)}
