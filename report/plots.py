@@ -95,17 +95,23 @@ def legend_above_the_data(ax, corners=('upper right', 'upper left'), **legend_op
     return legend
 
 
+def line_points(line):
+    """(P, 2) display positions of a drawn line: its vertices and, for a line of
+    fewer than 1000 (whose segments can be long), 20 points along each segment."""
+    xy = line.get_xydata()
+    if 1 < len(xy) < 1000:
+        steps = np.linspace(0, 1, 21)[:, None, None]
+        xy = (xy[:-1] + steps * (xy[1:] - xy[:-1])).reshape(-1, 2)
+    points = line.get_transform().transform(xy)
+    return points[np.isfinite(points).all(axis=1)]
+
+
 def _data_top(ax, x0, x1, renderer):
     """The highest point (display units) of the panel's lines, bars and texts
     between the display x positions x0 and x1; -inf when there is none."""
     tops = [-np.inf]
     for line in ax.get_lines():
-        xy = line.get_xydata()
-        if 1 < len(xy) < 1000:          # points along each segment, not only its ends
-            steps = np.linspace(0, 1, 21)[:, None, None]
-            xy = (xy[:-1] + steps * (xy[1:] - xy[:-1])).reshape(-1, 2)
-        points = line.get_transform().transform(xy)
-        points = points[np.isfinite(points).all(axis=1)]
+        points = line_points(line)
         under = points[(points[:, 0] >= x0) & (points[:, 0] <= x1), 1]
         if len(under):
             tops.append(under.max())
@@ -267,19 +273,17 @@ def plot_single_run(fig, gs, entry):
     per-batch training loss with its moving average, on the 2 x 2 grid gs of fig."""
     history = entry['record']['history']
     epochs = np.arange(1, len(history['train_loss']) + 1)
-    legend_lines = None
     for column, key, name in ((0, 'loss', 'Loss'), (1, 'acc', 'Accuracy (%)')):
         ax = fig.add_subplot(gs[0, column])
         scale = 100 if key == 'acc' else 1
-        lines = (ax.plot(epochs, scale * np.asarray(history['train_' + key]), '-o', markersize=3)
-                 + ax.plot(epochs, scale * np.asarray(history['val_' + key]), '-s', markersize=3))
-        legend_lines = legend_lines or lines
+        ax.plot(epochs, scale * np.asarray(history['train_' + key]), '-o', markersize=3)
+        ax.plot(epochs, scale * np.asarray(history['val_' + key]), '-s', markersize=3)
         ax.set_xlabel('Epoch')
         ax.set_ylabel(name)
         ax.set_title(f"{name.split(' ')[0]} per epoch", fontsize=10)
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    legend_above_the_panels(fig, gs, legend_lines,
+    legend_above_the_panels(fig, gs, ax.get_lines(),      # the same two styles in both panels
                             ['training (mean over the epoch)', 'validation (end of the epoch)'])
     ax_batch = fig.add_subplot(gs[1, :])
     losses = history['iter_loss']

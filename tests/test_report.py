@@ -617,10 +617,8 @@ def test_momentum_sweep_tick_labels_do_not_collide():
 
 
 def what_legends_cover(fig):
-    """What a legend of fig covers: points of a line (its vertices and 20 points
-    on each segment), bars, texts; for a legend above the panels, a panel with
+    """What a legend of fig covers: points of a line (plots.line_points), bars, texts; for a legend above the panels, a panel with
     its title and labels. Each as a short description; [] when nothing."""
-    from matplotlib.transforms import Bbox
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     found = []
@@ -630,11 +628,7 @@ def what_legends_cover(fig):
             continue
         box = legend.get_window_extent(renderer)
         for line in ax.get_lines():
-            xy = line.get_xydata()
-            if len(xy) > 1:
-                steps = np.linspace(0, 1, 21)[:, None, None]
-                xy = (xy[:-1] + steps * (xy[1:] - xy[:-1])).reshape(-1, 2)
-            points = line.get_transform().transform(xy)
+            points = make_report.plots.line_points(line)
             inside = ((points[:, 0] > box.x0) & (points[:, 0] < box.x1)
                       & (points[:, 1] > box.y0) & (points[:, 1] < box.y1))
             if inside.any():
@@ -651,9 +645,8 @@ def what_legends_cover(fig):
         boxes += [(f'caption {text.get_text()!r}', text.get_window_extent(renderer)) for text in fig.texts]
         found += [f'the legend above the panels covers the {what}' for what, other in boxes
                   if box.overlaps(other)]
-        found += [f'the legend above the panels leaves the figure' for _ in [0]
-                  if not Bbox.from_extents(0, 0, fig.bbox.width, fig.bbox.height).contains(box.x0, box.y0)
-                  or box.y1 > fig.bbox.height or box.x1 > fig.bbox.width]
+        if box.x0 < 0 or box.y0 < 0 or box.x1 > fig.bbox.width or box.y1 > fig.bbox.height:
+            found.append('the legend above the panels leaves the figure')
     return found
 
 
